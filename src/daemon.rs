@@ -1,0 +1,172 @@
+//! The `serve` and `config check` commands: wiring collectors, the store,
+//! the renderer and the HTTP server together.
+
+use crate::cli::Cli;
+use crate::collect::{self, host::HostCollector};
+use crate::config::Config;
+use crate::http::{self, App};
+use crate::logging;
+use crate::metrics::render;
+use crate::snapshot::{Rendered, Snapshot, Store};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Time in-flight requests get to finish after SIGTERM or SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// `config check`: validate, print the effective config, exit 0 or 1.
+pub fn config_check(cli: &Cli) -> ExitCode {
+    match crate::config::load(cli.config_source()) {
+        Ok(config) => {
+            print!("{}", config.to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Re-encodes the exposition whenever the snapshot changes.
+async fn renderer(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
+    let mut rx = store.subscribe();
+    loop {
+        let version = *rx.borrow_and_update();
+        let encoded = render::render(&store.read());
+        store.set_rendered(Rendered::new(version, encoded.text, encoded.openmetrics));
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Samples the exporter's own process metrics on the host interval.
+async fn process_sampler(
+    store: Arc<Store>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let boot = sysinfo::System::boot_time().unwrap_or(0);
+    loop {
+        match collect::process::sample(boot) {
+            Ok(p) => store.update(true, |s| s.process = Some(p)),
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "cannot sample own process"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return "none";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// Starts every enabled collector on its own task.
+pub fn spawn_collectors(config: &Config, store: &Arc<Store>, shutdown: &watch::Receiver<bool>) {
+    if config.host.enabled {
+        collect::spawn(
+            HostCollector::new(config.host.clone()),
+            Arc::clone(store),
+            shutdown.clone(),
+        );
+    }
+}
+
+/// `serve`: runs until SIGTERM or SIGINT.
+pub fn serve(cli: &Cli) -> ExitCode {
+    logging::init(cli.log_level, cli.log_format);
+    let config = match crate::config::load(cli.config_source()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "invalid configuration");
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !cli.telemetry_path.starts_with('/') || cli.telemetry_path == "/" {
+        eprintln!("error: --web.telemetry-path must start with / and not be / itself");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .thread_name("rhe-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli, config))
+}
+
+async fn run(cli: &Cli, config: Config) -> ExitCode {
+    let mut listeners = Vec::new();
+    for addr in &cli.listen_address {
+        match http::bind(addr) {
+            Ok(l) => {
+                if let Ok(a) = l.local_addr() {
+                    tracing::info!(address = %a, "listening");
+                }
+                listeners.push(l);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot listen");
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let store = Store::new(Snapshot::new(&config));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // First rendering before serving: self-metrics are there from the start.
+    let encoded = render::render(&store.read());
+    store.set_rendered(Rendered::new(0, encoded.text, encoded.openmetrics));
+    tokio::spawn(renderer(Arc::clone(&store), shutdown_rx.clone()));
+    tokio::spawn(process_sampler(
+        Arc::clone(&store),
+        config.host.sample_interval.get(),
+        shutdown_rx.clone(),
+    ));
+    spawn_collectors(&config, &store, &shutdown_rx);
+    let app = Arc::new(App {
+        store: Arc::clone(&store),
+        telemetry_path: cli.telemetry_path.clone(),
+    });
+    tracing::info!(
+        version = render::BuildInfo::VERSION,
+        revision = render::BuildInfo::REVISION,
+        "runner-health-exporter started"
+    );
+    let server = tokio::spawn(http::serve(
+        listeners,
+        app,
+        shutdown_rx.clone(),
+        SHUTDOWN_GRACE,
+    ));
+    let signal = wait_for_signal().await;
+    tracing::info!(signal, "shutting down");
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    ExitCode::SUCCESS
+}

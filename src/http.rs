@@ -1,0 +1,405 @@
+//! HTTP: listeners, routes and content negotiation.
+//!
+//! Handlers only read: `/metrics` serves the body the renderer encoded when
+//! the snapshot last changed (gzip is computed once per version, on first
+//! request). Nothing here waits on collectors, files or the network.
+
+use crate::snapshot::Store;
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{watch, Semaphore};
+
+/// Connections served at once; more wait in the kernel's backlog. High
+/// enough that idle connections cannot starve a scrape.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Time a client gets to send its request headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head accepted.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const OPENMETRICS_1_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_0_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=0.0.1; charset=utf-8";
+
+/// What the HTTP layer needs from the rest of the daemon.
+pub struct App {
+    pub store: Arc<Store>,
+    pub telemetry_path: String,
+}
+
+/// The exposition format chosen for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    OpenMetrics1,
+    OpenMetrics0,
+}
+
+/// One media range of an Accept header.
+struct MediaRange<'a> {
+    mime: &'a str,
+    version: Option<&'a str>,
+    q: f32,
+}
+
+fn media_ranges(accept: &str) -> impl Iterator<Item = MediaRange<'_>> {
+    accept.split(',').filter_map(|part| {
+        let mut params = part.split(';');
+        let mime = params.next()?.trim();
+        if mime.is_empty() {
+            return None;
+        }
+        let mut range = MediaRange {
+            mime,
+            version: None,
+            q: 1.0,
+        };
+        for p in params {
+            let Some((k, v)) = p.split_once('=') else {
+                continue;
+            };
+            let v = v.trim().trim_matches('"');
+            match k.trim().to_ascii_lowercase().as_str() {
+                "q" => range.q = v.parse().unwrap_or(0.0),
+                "version" => range.version = Some(v),
+                _ => {}
+            }
+        }
+        Some(range)
+    })
+}
+
+/// Picks OpenMetrics when the client prefers it (by q-value, ties going to
+/// OpenMetrics as Prometheus intends), else the 0.0.4 text format.
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let Some(accept) = accept else {
+        return Format::Text;
+    };
+    let mut best: Option<(f32, Format)> = None;
+    let mut text_q: f32 = -1.0;
+    for r in media_ranges(accept) {
+        if r.q <= 0.0 {
+            continue;
+        }
+        if r.mime.eq_ignore_ascii_case("application/openmetrics-text") {
+            let f = match r.version {
+                None | Some("1.0.0") => Format::OpenMetrics1,
+                Some("0.0.1") => Format::OpenMetrics0,
+                Some(_) => continue,
+            };
+            if best.is_none_or(|(q, _)| r.q > q) {
+                best = Some((r.q, f));
+            }
+        } else if r.mime.eq_ignore_ascii_case("text/plain") || r.mime == "*/*" {
+            text_q = text_q.max(r.q);
+        }
+    }
+    match best {
+        Some((q, f)) if q >= text_q => f,
+        _ => Format::Text,
+    }
+}
+
+/// True when the client accepts gzip.
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|ae| {
+        media_ranges(ae)
+            .any(|r| (r.mime.eq_ignore_ascii_case("gzip") || r.mime == "*") && r.q > 0.0)
+    })
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn landing_page(app: &App) -> Bytes {
+    let v = crate::metrics::render::BuildInfo::VERSION;
+    let rev = crate::metrics::render::BuildInfo::REVISION;
+    let path = html_escape(&app.telemetry_path);
+    Bytes::from(format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>runner-health-exporter</title></head>\n\
+         <body><h1>runner-health-exporter</h1>\n<p>Prometheus exporter for self-hosted GitHub Actions runners. \
+         Version {v} ({rev}).</p>\n<ul>\n<li><a href=\"{path}\">Metrics</a></li>\n</ul>\n</body></html>\n"
+    ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Routes one request. Reads only cached state.
+pub fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        let mut r = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"method not allowed: use GET or HEAD\n"),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let path = req.uri().path();
+    let mut resp = if path == app.telemetry_path {
+        metrics(app, req)
+    } else if path == "/" {
+        response(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            landing_page(app),
+        )
+    } else {
+        response(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"404 page not found\n"),
+        )
+    };
+    if head {
+        // Keep the headers, Content-Length included; drop the body.
+        let size = hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0);
+        *resp.body_mut() = Full::new(Bytes::new());
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    resp
+}
+
+fn metrics(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let h = req.headers();
+    let format = negotiate(h.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let gzip = accepts_gzip(h.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
+    let rendered = app.store.rendered();
+    let om = format != Format::Text;
+    let body = if gzip {
+        rendered.gzip(om)
+    } else if om {
+        rendered.openmetrics.clone()
+    } else {
+        rendered.text.clone()
+    };
+    let content_type = match format {
+        Format::Text => TEXT_CONTENT_TYPE,
+        Format::OpenMetrics1 => OPENMETRICS_1_CONTENT_TYPE,
+        Format::OpenMetrics0 => OPENMETRICS_0_CONTENT_TYPE,
+    };
+    let mut r = response(StatusCode::OK, content_type, body);
+    if gzip {
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    r
+}
+
+/// Parses `--web.listen-address`: `:9101` means every interface.
+pub fn parse_listen_address(addr: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    if let Some(port) = addr.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("invalid port in listen address {addr:?}"))?;
+        return Ok(vec![
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+        ]);
+    }
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .with_context(|| format!("invalid listen address {addr:?} (expected host:port or :port)"))?
+        .collect();
+    if addrs.is_empty() {
+        anyhow::bail!("listen address {addr:?} resolves to nothing");
+    }
+    Ok(addrs)
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Binds a listen address. For `:port` the IPv6 wildcard (dual-stack) is
+/// tried first, then IPv4 alone where IPv6 is unavailable.
+pub fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    let candidates = parse_listen_address(addr)?;
+    let wildcard = addr.starts_with(':');
+    let mut last_err = None;
+    for a in &candidates {
+        match bind_one(*a) {
+            Ok(l) => return Ok(l),
+            Err(e) => {
+                let in_use = e.kind() == std::io::ErrorKind::AddrInUse;
+                last_err = Some((e, *a));
+                if in_use || !wildcard {
+                    break;
+                }
+            }
+        }
+    }
+    match last_err {
+        Some((e, a)) => Err(e).with_context(|| format!("cannot listen on {a} ({addr})")),
+        None => anyhow::bail!("cannot listen on {addr}"),
+    }
+}
+
+/// Serves until `shutdown` turns true, then lets in-flight requests finish
+/// for up to `grace`.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    app: Arc<App>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192))
+        .keep_alive(true);
+    let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<(
+        tokio::net::TcpStream,
+        tokio::sync::OwnedSemaphorePermit,
+    )>(64);
+    for listener in listeners {
+        let permits = Arc::clone(&permits);
+        let tx = conn_tx.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let permit = tokio::select! {
+                    p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = shutdown.changed() => return,
+                };
+                let stream = tokio::select! {
+                    r = listener.accept() => match r {
+                        Ok((s, _)) => s,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "accept failed");
+                            // EMFILE and friends: back off briefly.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                    _ = shutdown.changed() => return,
+                };
+                let _ = stream.set_nodelay(true);
+                if tx.send((stream, permit)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(conn_tx);
+    loop {
+        let (stream, permit) = tokio::select! {
+            c = conn_rx.recv() => match c { Some(c) => c, None => break },
+            _ = shutdown.changed() => break,
+        };
+        let app = Arc::clone(&app);
+        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let r = handle(&app, &req);
+            async move { Ok::<_, Infallible>(r) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("connections still open at shutdown; closing them");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_accept_header_gets_openmetrics() {
+        let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(negotiate(Some(prom)), Format::OpenMetrics1);
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text; version=0.0.1")),
+            Format::OpenMetrics0
+        );
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text")),
+            Format::OpenMetrics1
+        );
+    }
+
+    #[test]
+    fn everything_else_gets_text() {
+        for a in [
+            None,
+            Some(""),
+            Some("*/*"),
+            Some("text/plain"),
+            Some("text/html,application/xhtml+xml"),
+            Some("application/openmetrics-text;version=2.0.0"),
+            Some("application/openmetrics-text;q=0"),
+            Some("text/plain;q=0.9,application/openmetrics-text;q=0.5"),
+            Some(";;;,,,=q"),
+        ] {
+            assert_eq!(negotiate(a), Format::Text, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn gzip_detection() {
+        assert!(accepts_gzip(Some("gzip")));
+        assert!(accepts_gzip(Some("deflate, gzip;q=1.0, *;q=0.5")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen_address(":9101").unwrap().len(), 2);
+        assert_eq!(
+            parse_listen_address("127.0.0.1:9").unwrap(),
+            vec!["127.0.0.1:9".parse().unwrap()]
+        );
+        assert!(parse_listen_address(":x").is_err());
+        assert!(parse_listen_address("nocolon").is_err());
+    }
+}

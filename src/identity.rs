@@ -1,0 +1,289 @@
+//! One `runner` label everywhere.
+//!
+//! A runner is seen by three collectors: systemd (its unit), the runner
+//! files (its root, `.runner` and logs) and GitHub (its registration). This
+//! module joins them into one list of runners, each with one name: the
+//! `agentName` from `.runner` (remembered after the file vanishes), else the
+//! name GitHub lists, else a name taken from the unit, else the root's
+//! directory name. Every collector's metrics use that name.
+
+use crate::config::RunnerConfig;
+use crate::snapshot::{GithubRunner, RunnerRoot, Snapshot, UnitState};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// One runner as all collectors see it.
+#[derive(Debug)]
+pub struct RunnerView<'a> {
+    pub name: String,
+    pub root: Option<&'a RunnerRoot>,
+    pub unit: Option<&'a UnitState>,
+    pub github: Option<&'a GithubRunner>,
+    pub config: Option<&'a RunnerConfig>,
+}
+
+impl RunnerView<'_> {
+    pub fn role(&self) -> &str {
+        self.config.and_then(|c| c.role.as_deref()).unwrap_or("")
+    }
+
+    pub fn environment(&self) -> &str {
+        self.config
+            .and_then(|c| c.environment.as_deref())
+            .unwrap_or("")
+    }
+}
+
+/// The runner name a unit implies when nothing better is known:
+/// `actions.runner.<owner-repo>.<name>.service` gives `<name>`, and
+/// `actions.runner._services.<name>.service` (GHES) gives `<name>`.
+pub fn name_from_unit(unit: &str) -> String {
+    let core = unit
+        .strip_prefix("actions.runner.")
+        .unwrap_or(unit)
+        .strip_suffix(".service")
+        .unwrap_or(unit);
+    match core.split_once('.') {
+        Some((_, name)) if !name.is_empty() => name.to_string(),
+        _ => core.to_string(),
+    }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    a == b || a.components().eq(b.components())
+}
+
+fn config_for<'a>(
+    configs: &'a [RunnerConfig],
+    root: Option<&Path>,
+    units: &[&str],
+) -> Option<&'a RunnerConfig> {
+    configs.iter().find(|c| {
+        c.root
+            .as_deref()
+            .zip(root)
+            .is_some_and(|(a, b)| same_path(a, b))
+            || c.unit.as_deref().is_some_and(|u| units.contains(&u))
+    })
+}
+
+/// Joins the collectors' views of runners. Deterministic: roots first in
+/// the order the runner collector lists them, then units nobody claimed,
+/// then runners only GitHub knows.
+pub fn runners(snap: &Snapshot) -> Vec<RunnerView<'_>> {
+    let roots: &[RunnerRoot] = snap
+        .runner
+        .state
+        .as_ref()
+        .map_or(&[], |s| s.roots.as_slice());
+    let units: &[UnitState] = snap
+        .systemd
+        .state
+        .as_ref()
+        .map_or(&[], |s| s.units.as_slice());
+    let github: &[GithubRunner] = snap
+        .github
+        .state
+        .as_ref()
+        .map_or(&[], |s| s.runners.as_slice());
+    let configs = snap.runner_config.as_slice();
+
+    let mut views: Vec<RunnerView<'_>> = Vec::new();
+    let mut unit_taken = vec![false; units.len()];
+
+    for root in roots {
+        let unit_idx = units.iter().enumerate().position(|(i, u)| {
+            !unit_taken[i]
+                && (u
+                    .working_directory
+                    .as_deref()
+                    .is_some_and(|wd| same_path(wd, &root.root))
+                    || root.service_unit.as_deref() == Some(u.name.as_str()))
+        });
+        if let Some(i) = unit_idx {
+            unit_taken[i] = true;
+        }
+        let unit = unit_idx.map(|i| &units[i]);
+        let mut unit_names: Vec<&str> = Vec::new();
+        if let Some(u) = unit {
+            unit_names.push(&u.name);
+        }
+        if let Some(s) = root.service_unit.as_deref() {
+            unit_names.push(s);
+        }
+        views.push(RunnerView {
+            name: String::new(),
+            root: Some(root),
+            unit,
+            github: None,
+            config: config_for(configs, Some(&root.root), &unit_names),
+        });
+    }
+    for (i, u) in units.iter().enumerate() {
+        if unit_taken[i] {
+            continue;
+        }
+        views.push(RunnerView {
+            name: String::new(),
+            root: None,
+            unit: Some(u),
+            github: None,
+            config: config_for(configs, u.working_directory.as_deref(), &[&u.name]),
+        });
+    }
+    // Self scope: attach by root. Fleet scope: by name, below.
+    let mut fleet: Vec<&GithubRunner> = Vec::new();
+    for g in github {
+        let by_root = g.root.as_deref().and_then(|r| {
+            views
+                .iter_mut()
+                .find(|v| v.github.is_none() && v.root.is_some_and(|x| same_path(&x.root, r)))
+        });
+        match by_root {
+            Some(v) => v.github = Some(g),
+            None => fleet.push(g),
+        }
+    }
+    for v in &mut views {
+        v.name = local_name(v);
+    }
+    for g in fleet {
+        match views
+            .iter_mut()
+            .find(|v| v.github.is_none() && v.name == g.name)
+        {
+            Some(v) => v.github = Some(g),
+            None => views.push(RunnerView {
+                name: g.name.clone(),
+                root: None,
+                unit: None,
+                github: Some(g),
+                config: None,
+            }),
+        }
+    }
+    // Two roots registered under one name must still give distinct series.
+    let mut seen: HashSet<String> = HashSet::new();
+    for v in &mut views {
+        if !seen.insert(v.name.clone()) {
+            let place = v
+                .root
+                .map(|r| r.root.display().to_string())
+                .or_else(|| v.unit.map(|u| u.name.clone()))
+                .unwrap_or_default();
+            v.name = format!("{} ({place})", v.name);
+            seen.insert(v.name.clone());
+        }
+    }
+    views
+}
+
+fn local_name(v: &RunnerView<'_>) -> String {
+    if let Some(n) = v.root.and_then(|r| {
+        r.registration
+            .as_ref()
+            .and_then(|reg| reg.agent_name.clone())
+            .or_else(|| r.agent_name.clone())
+    }) {
+        return n;
+    }
+    if let Some(g) = v.github {
+        return g.name.clone();
+    }
+    if let Some(u) = v.unit {
+        return name_from_unit(&u.name);
+    }
+    if let Some(s) = v.root.and_then(|r| r.service_unit.as_deref()) {
+        return name_from_unit(s);
+    }
+    v.root
+        .and_then(|r| r.root.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::snapshot::{Registration, RunnerState, SystemdState};
+    use std::path::PathBuf;
+
+    fn unit(name: &str, wd: Option<&str>) -> UnitState {
+        UnitState {
+            name: name.into(),
+            working_directory: wd.map(PathBuf::from),
+            ..Default::default()
+        }
+    }
+
+    fn root(path: &str, agent: Option<&str>, service: Option<&str>) -> RunnerRoot {
+        RunnerRoot {
+            root: path.into(),
+            registration: agent.map(|a| Registration {
+                agent_name: Some(a.into()),
+                ..Default::default()
+            }),
+            service_unit: service.map(String::from),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unit_names_give_runner_names() {
+        assert_eq!(
+            name_from_unit("actions.runner.acme-app.linux_runner.service"),
+            "linux_runner"
+        );
+        assert_eq!(
+            name_from_unit("actions.runner._services.ghes-1.service"),
+            "ghes-1"
+        );
+        assert_eq!(name_from_unit("custom.service"), "custom");
+    }
+
+    #[test]
+    fn a_unit_and_its_root_are_one_runner_named_by_agent_name() {
+        let mut config = Config::default();
+        config.runners.push(RunnerConfig {
+            unit: Some("actions.runner.acme-app.x1.service".into()),
+            role: Some("primary".into()),
+            ..Default::default()
+        });
+        let mut snap = Snapshot::new(&config);
+        snap.systemd.state = Some(SystemdState {
+            units: vec![
+                unit("actions.runner.acme-app.x1.service", Some("/opt/a")),
+                unit("actions.runner.acme-app.y2.service", Some("/opt/b")),
+            ],
+        });
+        snap.runner.state = Some(RunnerState {
+            roots: vec![
+                root("/opt/a", Some("deploy-primary"), None),
+                root("/opt/c", None, Some("actions.runner.acme-app.y2.service")),
+            ],
+        });
+        let v = runners(&snap);
+        let names: Vec<&str> = v.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["deploy-primary", "y2"]);
+        assert_eq!(v[0].role(), "primary");
+        assert_eq!(
+            v[1].unit.map(|u| u.name.as_str()),
+            Some("actions.runner.acme-app.y2.service")
+        );
+    }
+
+    #[test]
+    fn duplicate_names_stay_distinct() {
+        let mut snap = Snapshot::new(&Config::default());
+        snap.runner.state = Some(RunnerState {
+            roots: vec![
+                root("/opt/a", Some("r"), None),
+                root("/opt/b", Some("r"), None),
+            ],
+        });
+        let v = runners(&snap);
+        assert_eq!(v[0].name, "r");
+        assert_eq!(v[1].name, "r (/opt/b)");
+    }
+}

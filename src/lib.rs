@@ -1,0 +1,14 @@
+//! runner-health-exporter: a Prometheus exporter for self-hosted GitHub
+//! Actions runners. See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod daemon;
+pub mod duration;
+pub mod http;
+pub mod identity;
+pub mod logging;
+pub mod metrics;
+pub mod snapshot;
+pub mod timefmt;

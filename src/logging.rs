@@ -1,0 +1,245 @@
+//! Logging: logfmt or JSON lines on stderr, or native journald fields when
+//! systemd connected stderr to the journal (`JOURNAL_STREAM`).
+//!
+//! Only this crate's events go below `info`: dependencies are capped there,
+//! so a `trace` level never dumps library internals (HTTP headers among
+//! them) into the log.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    fn level(self) -> Level {
+        match self {
+            LogLevel::Error => Level::ERROR,
+            LogLevel::Warn => Level::WARN,
+            LogLevel::Info => Level::INFO,
+            LogLevel::Debug => Level::DEBUG,
+            LogLevel::Trace => Level::TRACE,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+enum Sink {
+    Stderr(LogFormat),
+    Journal(systemd_journal_logger::JournalLog),
+}
+
+struct LineLayer {
+    max: Level,
+    sink: Sink,
+}
+
+const OWN_TARGET: &str = env!("CARGO_CRATE_NAME");
+
+impl LineLayer {
+    fn allows(&self, meta: &tracing::Metadata<'_>) -> bool {
+        let limit = if meta.target().starts_with(OWN_TARGET) {
+            self.max
+        } else {
+            self.max.min(Level::INFO)
+        };
+        // tracing orders levels so that more verbose is greater.
+        *meta.level() <= limit
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    pairs: Vec<(&'static str, String)>,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        } else {
+            self.pairs.push((field.name(), value.to_string()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let mut s = String::new();
+        let _ = write!(s, "{value:?}");
+        if field.name() == "message" {
+            self.message = s;
+        } else {
+            self.pairs.push((field.name(), s));
+        }
+    }
+}
+
+fn logfmt_value(out: &mut String, v: &str) {
+    if !v.is_empty() && !v.contains(|c: char| c == ' ' || c == '=' || c == '"' || c.is_control()) {
+        out.push_str(v);
+        return;
+    }
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn level_name(l: &Level) -> &'static str {
+    match *l {
+        Level::ERROR => "error",
+        Level::WARN => "warn",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// Formats one event as a logfmt line (no newline).
+fn format_logfmt(ts: f64, level: &Level, target: &str, f: &Fields) -> String {
+    let mut out = String::with_capacity(128);
+    out.push_str("ts=");
+    out.push_str(&crate::timefmt::rfc3339_millis(ts));
+    out.push_str(" level=");
+    out.push_str(level_name(level));
+    out.push_str(" target=");
+    logfmt_value(&mut out, target);
+    out.push_str(" msg=");
+    logfmt_value(&mut out, &f.message);
+    for (k, v) in &f.pairs {
+        out.push(' ');
+        out.push_str(k);
+        out.push('=');
+        logfmt_value(&mut out, v);
+    }
+    out
+}
+
+fn format_json(ts: f64, level: &Level, target: &str, f: &Fields) -> String {
+    let mut map = serde_json::Map::new();
+    map.insert("ts".into(), crate::timefmt::rfc3339_millis(ts).into());
+    map.insert("level".into(), level_name(level).into());
+    map.insert("target".into(), target.into());
+    map.insert("msg".into(), f.message.clone().into());
+    for (k, v) in &f.pairs {
+        map.insert((*k).to_string(), v.clone().into());
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+impl<S: Subscriber> Layer<S> for LineLayer {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+        self.allows(meta)
+    }
+
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let meta = event.metadata();
+        if !self.allows(meta) {
+            return;
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        match &self.sink {
+            Sink::Stderr(format) => {
+                let ts = crate::snapshot::now_unix();
+                let mut line = match format {
+                    LogFormat::Logfmt => format_logfmt(ts, meta.level(), meta.target(), &fields),
+                    LogFormat::Json => format_json(ts, meta.level(), meta.target(), &fields),
+                };
+                line.push('\n');
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            Sink::Journal(journal) => {
+                let level = match *meta.level() {
+                    Level::ERROR => log::Level::Error,
+                    Level::WARN => log::Level::Warn,
+                    Level::INFO => log::Level::Info,
+                    Level::DEBUG => log::Level::Debug,
+                    Level::TRACE => log::Level::Trace,
+                };
+                let kvs: Vec<(&str, &str)> =
+                    fields.pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let kvs = kvs.as_slice();
+                let message = format_args!("{}", fields.message);
+                let record = log::Record::builder()
+                    .args(message)
+                    .level(level)
+                    .target(meta.target())
+                    .module_path(meta.module_path())
+                    .file(meta.file())
+                    .line(meta.line())
+                    .key_values(&kvs)
+                    .build();
+                let _ = journal.journal_send(&record);
+            }
+        }
+    }
+}
+
+/// Installs the global logger. Under systemd with a journal, journald
+/// fields replace the chosen line format.
+pub fn init(level: LogLevel, format: LogFormat) {
+    let sink = if systemd_journal_logger::connected_to_journal() {
+        match systemd_journal_logger::JournalLog::new() {
+            Ok(j) => Sink::Journal(j.with_syslog_identifier("runner-health-exporter".into())),
+            Err(_) => Sink::Stderr(format),
+        }
+    } else {
+        Sink::Stderr(format)
+    };
+    let layer = LineLayer {
+        max: level.level(),
+        sink,
+    };
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logfmt_quotes_what_needs_quoting() {
+        let f = Fields {
+            message: "collector failed".into(),
+            pairs: vec![
+                ("collector", "host".into()),
+                ("error", "a \"b\"\nc".into()),
+                ("empty", String::new()),
+            ],
+        };
+        let line = format_logfmt(0.0, &Level::WARN, "x::y", &f);
+        assert_eq!(
+            line,
+            "ts=1970-01-01T00:00:00.000Z level=warn target=x::y msg=\"collector failed\" collector=host error=\"a \\\"b\\\"\\nc\" empty=\"\""
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&format_json(0.0, &Level::INFO, "t", &f)).unwrap();
+        assert_eq!(json["error"], "a \"b\"\nc");
+        assert_eq!(json["level"], "info");
+    }
+}
