@@ -18,6 +18,7 @@ pub const LONG_VERSION: &str = concat!(
 #[command(
     name = "runner-health-exporter",
     version = LONG_VERSION,
+    args_override_self = true,
     about = "Prometheus exporter for self-hosted GitHub Actions runners",
     long_about = "Prometheus exporter for self-hosted GitHub Actions runners: host resources, \
                   the runner's systemd unit, its own logs and its registration at GitHub. \

@@ -92,6 +92,11 @@ pub fn spawn_collectors(config: &Config, store: &Arc<Store>, shutdown: &watch::R
 /// `serve`: runs until SIGTERM or SIGINT.
 pub fn serve(cli: &Cli) -> ExitCode {
     logging::init(cli.log_level, cli.log_format);
+    // A panic anywhere (a collector bug) is logged like everything else;
+    // the supervisor turns it into collector_success 0.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panic");
+    }));
     let config = match crate::config::load(cli.config_source()) {
         Ok(c) => c,
         Err(e) => {

@@ -72,7 +72,7 @@ pub async fn run_once<C: Collector>(c: &mut C, store: &Arc<Store>) -> Option<Str
         Err(panic) => Err(format!("panicked: {}", panic_message(&*panic))),
     };
     let now = now_unix();
-    let (changed, error) = match outcome {
+    match outcome {
         Ok(o) => {
             let changed = matches!(o, Outcome::Changed(_));
             let was_failing = store.update(changed, |snap| {
@@ -92,7 +92,7 @@ pub async fn run_once<C: Collector>(c: &mut C, store: &Arc<Store>) -> Option<Str
                 // Success after a failure changes collector_success.
                 store.update(true, |_| ());
             }
-            (changed, None)
+            None
         }
         Err(msg) => {
             let previous = store.update(true, |snap| {
@@ -112,11 +112,9 @@ pub async fn run_once<C: Collector>(c: &mut C, store: &Arc<Store>) -> Option<Str
             } else {
                 tracing::debug!(collector = C::NAME, error = %msg, "collector still failing");
             }
-            (true, Some(msg))
+            Some(msg)
         }
-    };
-    let _ = changed;
-    error
+    }
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -152,4 +150,78 @@ pub fn spawn<C: Collector>(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::snapshot::HostState;
+
+    enum Behaviour {
+        Succeed,
+        Fail,
+        Panic,
+        Hang,
+    }
+
+    struct Scripted(Behaviour);
+
+    impl Collector for Scripted {
+        type State = HostState;
+        const NAME: &'static str = "host";
+        fn section(snap: &mut Snapshot) -> &mut Section<HostState> {
+            &mut snap.host
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_millis(100)
+        }
+        async fn wait(&mut self) {}
+        async fn collect(&mut self, _: &Arc<Store>) -> anyhow::Result<Outcome<HostState>> {
+            match self.0 {
+                Behaviour::Succeed => Ok(Outcome::Changed(HostState {
+                    cpu_cores: 7,
+                    ..Default::default()
+                })),
+                Behaviour::Fail => anyhow::bail!("cannot read /proc/stat"),
+                Behaviour::Panic => panic!("collector bug"),
+                Behaviour::Hang => {
+                    std::future::pending::<()>().await;
+                    unreachable!()
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_panics_and_hangs_are_recorded_not_propagated() {
+        let store = Store::new(Snapshot::new(&Config::default()));
+        let mut c = Scripted(Behaviour::Succeed);
+        assert_eq!(run_once(&mut c, &store).await, None);
+        {
+            let s = store.read();
+            assert!(s.host.success);
+            assert_eq!(s.host.state.as_ref().map(|h| h.cpu_cores), Some(7));
+        }
+        for (b, expect) in [
+            (Behaviour::Fail, "cannot read /proc/stat"),
+            (Behaviour::Panic, "panicked: collector bug"),
+            (Behaviour::Hang, "timed out after 100ms"),
+        ] {
+            let v0 = store.version();
+            let mut c = Scripted(b);
+            let err = run_once(&mut c, &store).await.expect("an error");
+            assert!(err.contains(expect), "{err}");
+            let s = store.read();
+            assert!(!s.host.success);
+            assert_eq!(s.host.error.as_deref(), Some(err.as_str()));
+            // The last good state is kept; the failure is visible.
+            assert_eq!(s.host.state.as_ref().map(|h| h.cpu_cores), Some(7));
+            assert!(store.version() > v0, "a failure triggers a re-render");
+        }
+        assert_eq!(store.read().host.errors_total, 3);
+        let mut c = Scripted(Behaviour::Succeed);
+        assert_eq!(run_once(&mut c, &store).await, None);
+        assert!(store.read().host.success);
+    }
 }

@@ -1,0 +1,61 @@
+//! Test support shared by the integration tests, benchmarks and fakes.
+//!
+//! Everything here drives the real exporter binary as a separate process
+//! and talks to it over real HTTP on loopback.
+
+pub mod http;
+pub mod process;
+
+pub use http::{get, get_with, Response};
+pub use process::Exporter;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The shared fixtures (`../shared/fixtures` next to the repository), or
+/// `$RHE_FIXTURES` when set.
+pub fn fixtures_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("RHE_FIXTURES") {
+        return PathBuf::from(p);
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        manifest.join("../../shared/fixtures"),
+        manifest.join("../tests/fixtures/shared"),
+    ];
+    for c in &candidates {
+        if c.is_dir() {
+            return c.clone();
+        }
+    }
+    candidates[0].clone()
+}
+
+/// The value of one sample in a text exposition, by exact series text
+/// (`name{labels}` as the exporter writes it).
+pub fn sample_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        let v = rest.strip_prefix(' ')?;
+        match v.trim() {
+            "+Inf" => Some(f64::INFINITY),
+            "-Inf" => Some(f64::NEG_INFINITY),
+            "NaN" => Some(f64::NAN),
+            v => v.parse().ok(),
+        }
+    })
+}
