@@ -41,7 +41,7 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
     }
     let start = line.find("address=")? + "address=".len();
     line[start..]
-        .split(|c: char| c == ' ' || c == '"')
+        .split([' ', '"'])
         .next()?
         .parse()
         .ok()
