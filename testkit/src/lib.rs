@@ -26,23 +26,14 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
-/// The shared fixtures (`../shared/fixtures` next to the repository), or
+/// The test fixtures: `tests/fixtures` in the repository (copied from the
+/// shared fixtures: runner roots and GitHub API payloads), or
 /// `$RHE_FIXTURES` when set.
 pub fn fixtures_dir() -> PathBuf {
     if let Ok(p) = std::env::var("RHE_FIXTURES") {
         return PathBuf::from(p);
     }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        manifest.join("../../shared/fixtures"),
-        manifest.join("../tests/fixtures/shared"),
-    ];
-    for c in &candidates {
-        if c.is_dir() {
-            return c.clone();
-        }
-    }
-    candidates[0].clone()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
 /// The value of one sample in a text exposition, by exact series text
