@@ -71,6 +71,14 @@ pub struct Cli {
 pub enum Command {
     /// Run the exporter (the default).
     Serve,
+    /// Write the generated files (metric reference, man page, and later
+    /// alert rules and dashboards) under a directory.
+    Generate {
+        /// Directory to write into; the repository root reproduces the
+        /// committed files.
+        #[arg(long = "output-dir", value_name = "DIR", default_value = ".")]
+        output_dir: PathBuf,
+    },
     /// Work with the configuration file.
     Config {
         #[command(subcommand)]

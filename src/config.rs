@@ -20,7 +20,7 @@ pub struct Config {
     pub host: HostConfig,
     pub systemd: SystemdConfig,
     pub runner_files: RunnerFilesConfig,
-    #[serde(rename = "runner")]
+    #[serde(rename = "runner", skip_serializing_if = "Vec::is_empty")]
     pub runners: Vec<RunnerConfig>,
     pub github: GithubConfig,
     pub health: HealthConfig,
@@ -599,5 +599,77 @@ mod tests {
         assert_eq!(c.github_scope(), Scope::Off);
         c.github.token_file = Some("/etc/token".into());
         assert_eq!(c.github_scope(), Scope::SelfScope);
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../packaging/config.toml");
+
+    /// Every key of the default config, as `section.key` paths.
+    fn key_paths(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_table() {
+                    key_paths(v, &path, out);
+                } else if let Some(tables) = v
+                    .as_array()
+                    .filter(|a| a.iter().all(|e| e.is_table()) && !a.is_empty())
+                {
+                    for t in tables {
+                        key_paths(t, &path, out);
+                    }
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packaged_example_is_the_defaults() {
+        let parsed = parse(EXAMPLE, "packaging/config.toml").expect("example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn packaged_example_documents_every_key() {
+        let mut config = Config::default();
+        // Keys without a default value appear commented out in the example.
+        config.github.scope = Some(Scope::SelfScope);
+        config.github.api_url = Some("x".into());
+        config.github.token_file = Some("x".into());
+        config.github.app = Some(GithubAppConfig {
+            app_id: 1,
+            private_key_file: "x".into(),
+            installation_id: Some(1),
+        });
+        config.runners.push(RunnerConfig {
+            root: Some("/x".into()),
+            unit: Some("x".into()),
+            role: Some("x".into()),
+            environment: Some("x".into()),
+        });
+        let value: toml::Value = toml::from_str(&config.to_toml()).unwrap();
+        let mut paths = Vec::new();
+        key_paths(&value, "", &mut paths);
+        for path in paths {
+            let key = path.rsplit('.').next().unwrap();
+            let documented = EXAMPLE.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{key} =")) || l.starts_with(&format!("[{path}]"))
+            });
+            assert!(
+                documented,
+                "packaging/config.toml does not document `{path}`"
+            );
+        }
     }
 }

@@ -30,6 +30,22 @@ pub fn config_check(cli: &Cli) -> ExitCode {
     }
 }
 
+/// `generate`: writes every generated file under `dir`.
+pub fn generate(dir: &std::path::Path) -> ExitCode {
+    match crate::generate::write_all(dir) {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Re-encodes the exposition whenever the snapshot changes.
 async fn renderer(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
     let mut rx = store.subscribe();

@@ -6,6 +6,7 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod duration;
+pub mod generate;
 pub mod http;
 pub mod identity;
 pub mod logging;

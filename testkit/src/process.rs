@@ -40,11 +40,7 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
         return None;
     }
     let start = line.find("address=")? + "address=".len();
-    line[start..]
-        .split([' ', '"'])
-        .next()?
-        .parse()
-        .ok()
+    line[start..].split([' ', '"']).next()?.parse().ok()
 }
 
 impl Exporter {

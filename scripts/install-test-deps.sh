@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the system packages and Python modules the tests use. Idempotent:
+# skips what is already there. Needs root (or sudo) for apt-get.
+set -euo pipefail
+
+# Debian packages, each checked by a command it provides.
+declare -A want=(
+  [promtool]=prometheus
+  [prometheus]=prometheus
+  [dbus-daemon]=dbus
+  [openssl]=openssl
+  [python3]=python3
+)
+missing=()
+for cmd in "${!want[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2046
+  $sudo apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u)
+fi
+
+# The strict OpenMetrics parser used to check our OpenMetrics output.
+if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check prometheus_client \
+    || python3 -m pip install --quiet --break-system-packages prometheus_client
+fi
+
+promtool --version | head -1
+dbus-daemon --version | head -1
+python3 -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else "")'

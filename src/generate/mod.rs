@@ -1,0 +1,40 @@
+//! Generated artifacts: everything here is derived from the metric catalog,
+//! the CLI definition and the health thresholds, written by
+//! `runner-health-exporter generate`, committed, and checked for drift by
+//! `tests/generated.rs`.
+
+pub mod docs;
+pub mod man;
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// Every generated file, as a path relative to the output directory and
+/// its content.
+pub fn files() -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+    Ok(vec![
+        (
+            PathBuf::from("docs/metrics.md"),
+            docs::metrics_markdown().into_bytes(),
+        ),
+        (
+            PathBuf::from("man/runner-health-exporter.1"),
+            man::render()?,
+        ),
+    ])
+}
+
+/// Writes every generated file under `dir`.
+pub fn write_all(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (rel, content) in files()? {
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
