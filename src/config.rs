@@ -283,6 +283,9 @@ pub struct HealthConfig {
     pub job_duration_p95_max: Dur,
     /// Alert when the work filesystem will be full within this horizon.
     pub disk_fill_horizon: Dur,
+    /// Where runbook links of checks and alerts point (a page per failure
+    /// mode, `<base>/<mode>.md`).
+    pub runbook_base_url: String,
 }
 
 impl Default for HealthConfig {
@@ -300,6 +303,7 @@ impl Default for HealthConfig {
             job_success_min_jobs: 5,
             job_duration_p95_max: Dur::secs(600),
             disk_fill_horizon: Dur::secs(4 * 3600),
+            runbook_base_url: crate::health::DEFAULT_RUNBOOK_BASE.to_string(),
         }
     }
 }

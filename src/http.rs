@@ -135,7 +135,7 @@ fn landing_page(app: &App) -> Bytes {
     Bytes::from(format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>runner-health-exporter</title></head>\n\
          <body><h1>runner-health-exporter</h1>\n<p>Prometheus exporter for self-hosted GitHub Actions runners. \
-         Version {v} ({rev}).</p>\n<ul>\n<li><a href=\"{path}\">Metrics</a></li>\n</ul>\n</body></html>\n"
+         Version {v} ({rev}).</p>\n<ul>\n<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/health\">Health</a> (deploy gate: 200 or 503; <code>?role=primary</code>, <code>?runner=NAME</code>)</li>\n</ul>\n</body></html>\n"
     ))
 }
 
@@ -162,6 +162,8 @@ pub fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let mut resp = if path == app.telemetry_path {
         metrics(app, req)
+    } else if path == "/health" {
+        health(app, req)
     } else if path == "/" {
         response(
             StatusCode::OK,
@@ -185,6 +187,53 @@ pub fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }
     resp
+}
+
+/// True when the client asks for JSON rather than text.
+pub fn wants_json(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        media_ranges(a).any(|r| r.q > 0.0 && r.mime.eq_ignore_ascii_case("application/json"))
+    })
+}
+
+/// `/health`: 200 when every critical check passes for the selected
+/// runners, 503 otherwise; JSON or a plain-text table.
+fn health(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let selector = match crate::health::Selector::from_query(req.uri().query()) {
+        Ok(s) => s,
+        Err(e) => {
+            return response(
+                StatusCode::BAD_REQUEST,
+                "text/plain; charset=utf-8",
+                Bytes::from(format!("{e}\n")),
+            )
+        }
+    };
+    let report = crate::health::evaluate(&app.store.read(), &selector, crate::snapshot::now_unix());
+    let status = if report.healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let json = wants_json(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut r = if json {
+        let mut body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        body.push(b'\n');
+        response(status, "application/json", Bytes::from(body))
+    } else {
+        response(
+            status,
+            "text/plain; charset=utf-8",
+            Bytes::from(crate::health::render_text(&report, false)),
+        )
+    };
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 fn metrics(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod duration;
 pub mod generate;
+pub mod health;
 pub mod http;
 pub mod identity;
 pub mod logging;

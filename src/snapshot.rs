@@ -80,6 +80,8 @@ pub struct Snapshot {
     pub reload: ReloadStatus,
     /// Role and environment per configured runner (from `[[runner]]`).
     pub runner_config: Vec<crate::config::RunnerConfig>,
+    /// Thresholds of the health checks (from `[health]`).
+    pub health_config: crate::config::HealthConfig,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -107,6 +109,7 @@ impl Snapshot {
                 last_success: now_unix(),
             },
             runner_config: config.runners.clone(),
+            health_config: config.health.clone(),
         }
     }
 
