@@ -345,12 +345,24 @@ fn json_logs_are_one_object_per_line() {
 #[test]
 fn health_without_runners_fails_the_gate_in_text_and_json() {
     let cfg = write_config("[systemd]\nenabled = false\n[runner_files]\nroot_patterns = []\n");
-    let e = Exporter::start(BIN, &[&format!("--config.file={}", cfg.path().display())], &[]);
+    let e = Exporter::start(
+        BIN,
+        &[&format!("--config.file={}", cfg.path().display())],
+        &[],
+    );
     let r = e.get("/health");
     assert_eq!(r.status, 503);
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-    assert!(r.body().contains("no runner found on this host"), "{}", r.body());
-    let r = e.get_with("GET", "/health?role=primary", &[("Accept", "application/json")]);
+    assert!(
+        r.body().contains("no runner found on this host"),
+        "{}",
+        r.body()
+    );
+    let r = e.get_with(
+        "GET",
+        "/health?role=primary",
+        &[("Accept", "application/json")],
+    );
     assert_eq!(r.status, 503);
     let v: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
     assert_eq!(v["healthy"], false);

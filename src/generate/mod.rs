@@ -3,9 +3,12 @@
 //! `runner-health-exporter generate`, committed, and checked for drift by
 //! `tests/generated.rs`.
 
+pub mod alerts;
+pub mod dashboard;
 pub mod docs;
 pub mod man;
 
+use crate::config::HealthConfig;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,14 @@ pub fn files() -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
         (
             PathBuf::from("man/runner-health-exporter.1"),
             man::render()?,
+        ),
+        (
+            PathBuf::from("alerts/runner-health.rules.yml"),
+            alerts::rules_yaml(&HealthConfig::default()).into_bytes(),
+        ),
+        (
+            PathBuf::from("grafana/runner-health.json"),
+            dashboard::dashboard_json(&HealthConfig::default()).into_bytes(),
         ),
     ])
 }

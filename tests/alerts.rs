@@ -1,0 +1,149 @@
+//! The generated alert rules in a real promtool: they load, and the unit
+//! tests in alerts/tests/ pass and cover every alert both ways.
+
+use std::path::Path;
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn promtool(args: &[&str]) -> (bool, String) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .expect("promtool is installed (Debian package prometheus)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn alert_names() -> Vec<String> {
+    let rules =
+        std::fs::read_to_string(Path::new(ROOT).join("alerts/runner-health.rules.yml")).unwrap();
+    rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn generated_rules_pass_promtool_check() {
+    let (ok, out) = promtool(&["check", "rules", "alerts/runner-health.rules.yml"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn alert_unit_tests_pass() {
+    let tests: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("alerts/tests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .map(|p| p.strip_prefix(ROOT).unwrap().display().to_string())
+        .collect();
+    assert!(!tests.is_empty());
+    let mut args = vec!["test", "rules"];
+    args.extend(tests.iter().map(String::as_str));
+    let (ok, out) = promtool(&args);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn every_alert_has_a_firing_and_a_quiet_case() {
+    let names = alert_names();
+    for required in [
+        "RunnerServiceDown",
+        "RunnerCrashLooping",
+        "RunnerOffline",
+        "RunnerRegistrationDeleted",
+        "RunnerDegraded",
+        "RunnerDiskWillFill",
+        "RunnerJobStuck",
+        "RunnerJobSuccessRateLow",
+        "RunnerJobDurationHigh",
+        "RunnerFailoverActive",
+        "RunnerPoolUnavailable",
+        "RunnerExporterDown",
+        "RunnerExporterCollectorFailing",
+        "RunnerGitHubApiRateLimitLow",
+    ] {
+        assert!(
+            names.iter().any(|n| n == required),
+            "{required} missing from the rules"
+        );
+    }
+    let mut text = String::new();
+    for e in std::fs::read_dir(Path::new(ROOT).join("alerts/tests")).unwrap() {
+        text.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+    }
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    for name in &names {
+        let mut fires = false;
+        let mut quiet = false;
+        for (i, l) in lines.iter().enumerate() {
+            if *l == format!("alertname: {name}") {
+                match lines.get(i + 1) {
+                    Some(&"exp_alerts: []") => quiet = true,
+                    Some(&"exp_alerts:") => {
+                        fires |= lines
+                            .get(i + 2)
+                            .is_some_and(|n| n.starts_with("- exp_labels:"));
+                        // Annotations are asserted too.
+                        assert!(
+                            lines[i..]
+                                .iter()
+                                .take(20)
+                                .any(|l| l.starts_with("exp_annotations:")),
+                            "{name}: a firing case without annotations"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(fires, "{name} has no test case where it fires");
+        assert!(quiet, "{name} has no test case where it must not fire");
+    }
+}
+
+#[test]
+fn every_alert_carries_severity_summary_description_and_runbook() {
+    let rules =
+        std::fs::read_to_string(Path::new(ROOT).join("alerts/runner-health.rules.yml")).unwrap();
+    let runbooks = Path::new(ROOT).join("docs/runbooks");
+    for block in rules.split("- alert: ").skip(1) {
+        let name = block.lines().next().unwrap();
+        for key in [
+            "severity: ",
+            "summary: ",
+            "description: ",
+            "runbook_url: ",
+            "for: ",
+        ] {
+            assert!(block.contains(key), "{name} lacks {key}");
+        }
+        let severity = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("severity: "))
+            .unwrap();
+        assert!(
+            ["critical", "warning", "info"].contains(&severity),
+            "{name}: {severity}"
+        );
+        let url = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("runbook_url: "))
+            .unwrap();
+        let page = url.trim_matches('"').rsplit('/').next().unwrap();
+        assert!(
+            runbooks.join(page).is_file(),
+            "{name}: runbook page docs/runbooks/{page} missing"
+        );
+    }
+}
