@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::http::{self, App};
 use crate::logging;
 use crate::metrics::render;
+use crate::notify::{self, Notifier};
 use crate::snapshot::{Rendered, Snapshot, Store};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -75,6 +76,50 @@ async fn process_sampler(
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Pings the systemd watchdog at half its interval, but only while the
+/// serving path works: the accept loop turns and a request for the metrics
+/// path, run through the same handler as the network's, answers 200 with a
+/// body. A stalled daemon stops pinging and systemd restarts it.
+async fn watchdog_loop(
+    app: Arc<App>,
+    notifier: Arc<Notifier>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval / 2);
+    let mut healthy = true;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let accept_loop_alive = app.since_heartbeat() < interval / 2;
+        let probe = hyper::Request::get(app.telemetry_path.as_str()).body(());
+        let serves = probe.is_ok_and(|req| {
+            let resp = http::handle(&app, &req);
+            resp.status() == hyper::StatusCode::OK
+                && hyper::body::Body::size_hint(resp.body())
+                    .exact()
+                    .unwrap_or(0)
+                    > 0
+        });
+        if accept_loop_alive && serves {
+            notifier.watchdog();
+            if !healthy {
+                tracing::info!("serving path healthy again; watchdog pings resumed");
+            }
+            healthy = true;
+        } else if healthy {
+            tracing::error!(
+                accept_loop_alive,
+                serves,
+                "serving path stalled; withholding watchdog pings"
+            );
+            healthy = false;
         }
     }
 }
@@ -170,23 +215,39 @@ async fn run(cli: &Cli, config: Config) -> ExitCode {
         shutdown_rx.clone(),
     ));
     spawn_collectors(&config, &store, &shutdown_rx);
-    let app = Arc::new(App {
-        store: Arc::clone(&store),
-        telemetry_path: cli.telemetry_path.clone(),
-    });
+    let app = Arc::new(App::new(Arc::clone(&store), cli.telemetry_path.clone()));
+    let notifier = Arc::new(Notifier::from_env());
+    let watchdog = notify::watchdog_interval().filter(|_| notifier.enabled());
     tracing::info!(
         version = render::BuildInfo::VERSION,
         revision = render::BuildInfo::REVISION,
         "runner-health-exporter started"
     );
+    let addresses: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
     let server = tokio::spawn(http::serve(
         listeners,
-        app,
+        Arc::clone(&app),
         shutdown_rx.clone(),
         SHUTDOWN_GRACE,
+        watchdog.map(|w| w / 4),
     ));
+    // The listeners are bound: connections queue until the loop accepts.
+    notifier.ready(&format!("serving on {}", addresses.join(", ")));
+    if let Some(interval) = watchdog {
+        tokio::spawn(watchdog_loop(
+            Arc::clone(&app),
+            Arc::clone(&notifier),
+            interval,
+            shutdown_rx.clone(),
+        ));
+    }
     let signal = wait_for_signal().await;
     tracing::info!(signal, "shutting down");
+    notifier.stopping();
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     ExitCode::SUCCESS

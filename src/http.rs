@@ -14,8 +14,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Semaphore};
 
@@ -37,6 +38,33 @@ pub const OPENMETRICS_0_CONTENT_TYPE: &str =
 pub struct App {
     pub store: Arc<Store>,
     pub telemetry_path: String,
+    /// Milliseconds since `started` at the accept loop's last turn; the
+    /// watchdog only pings systemd while it moves.
+    pub heartbeat: AtomicU64,
+    pub started: Instant,
+}
+
+impl App {
+    pub fn new(store: Arc<Store>, telemetry_path: String) -> App {
+        App {
+            store,
+            telemetry_path,
+            heartbeat: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    fn beat(&self) {
+        self.heartbeat
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time since the accept loop last turned.
+    pub fn since_heartbeat(&self) -> Duration {
+        self.started.elapsed().saturating_sub(Duration::from_millis(
+            self.heartbeat.load(Ordering::Relaxed),
+        ))
+    }
 }
 
 /// The exposition format chosen for a request.
@@ -147,7 +175,7 @@ fn html_escape(s: &str) -> String {
 }
 
 /// Routes one request. Reads only cached state.
-pub fn handle(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+pub fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         let mut r = response(
@@ -198,7 +226,7 @@ pub fn wants_json(accept: Option<&str>) -> bool {
 
 /// `/health`: 200 when every critical check passes for the selected
 /// runners, 503 otherwise; JSON or a plain-text table.
-fn health(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn health<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     let selector = match crate::health::Selector::from_query(req.uri().query()) {
         Ok(s) => s,
         Err(e) => {
@@ -236,7 +264,7 @@ fn health(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     r
 }
 
-fn metrics(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn metrics<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     let h = req.headers();
     let format = negotiate(h.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = accepts_gzip(h.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
@@ -329,6 +357,7 @@ pub async fn serve(
     app: Arc<App>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
+    heartbeat_every: Option<Duration>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -372,11 +401,26 @@ pub async fn serve(
         });
     }
     drop(conn_tx);
+    let mut ticker = heartbeat_every.map(tokio::time::interval);
+    app.beat();
     loop {
+        let tick = async {
+            match ticker.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         let (stream, permit) = tokio::select! {
             c = conn_rx.recv() => match c { Some(c) => c, None => break },
+            _ = tick => {
+                app.beat();
+                continue;
+            }
             _ = shutdown.changed() => break,
         };
+        app.beat();
         let app = Arc::clone(&app);
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
             let r = handle(&app, &req);

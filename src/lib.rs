@@ -12,5 +12,6 @@ pub mod http;
 pub mod identity;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod snapshot;
 pub mod timefmt;
