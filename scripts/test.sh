@@ -19,4 +19,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --workspace --no-fail-fast
 
+step "Packages: build, lint, install, purge"
+scripts/package.sh --install-test
+
 step "All tests passed"
