@@ -71,8 +71,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the exporter (the default).
     Serve,
-    /// Write the generated files (metric reference, man page, and later
-    /// alert rules and dashboards) under a directory.
+    /// Write the generated files (metric reference, man page, alert rules,
+    /// Grafana dashboard) under a directory. With --config.file, the alerts
+    /// and dashboard use its [health] thresholds.
     Generate {
         /// Directory to write into; the repository root reproduces the
         /// committed files.

@@ -31,9 +31,21 @@ pub fn config_check(cli: &Cli) -> ExitCode {
     }
 }
 
-/// `generate`: writes every generated file under `dir`.
-pub fn generate(dir: &std::path::Path) -> ExitCode {
-    match crate::generate::write_all(dir) {
+/// `generate`: writes every generated file under `dir`. With
+/// `--config.file`, the alerts and dashboard use that file's `[health]`
+/// thresholds; without, the defaults (as committed).
+pub fn generate(cli: &Cli, dir: &std::path::Path) -> ExitCode {
+    let health = match &cli.config_file {
+        Some(path) => match crate::config::load(crate::config::Source::Explicit(path)) {
+            Ok(c) => c.health,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => crate::config::HealthConfig::default(),
+    };
+    match crate::generate::write_all(dir, &health) {
         Ok(paths) => {
             for p in paths {
                 println!("{}", p.display());

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         None | Some(Command::Serve) => daemon::serve(&cli),
-        Some(Command::Generate { output_dir }) => daemon::generate(output_dir),
+        Some(Command::Generate { output_dir }) => daemon::generate(&cli, output_dir),
         Some(Command::Config {
             command: ConfigCommand::Check,
         }) => daemon::config_check(&cli),

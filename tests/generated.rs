@@ -57,3 +57,38 @@ fn metrics_reference_lists_every_family() {
         );
     }
 }
+
+#[test]
+fn local_thresholds_flow_into_alerts_and_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[health]\nmax_job_duration = \"2h\"\ndisk_free_warn_ratio = 0.2\n",
+    )
+    .unwrap();
+    let out = testkit::process::run(
+        BIN,
+        &[
+            "generate",
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+            "--config.file",
+            cfg.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = std::fs::read_to_string(dir.path().join("alerts/runner-health.rules.yml")).unwrap();
+    assert!(
+        rules.contains("github_runner_job_started_timestamp_seconds > 7200"),
+        "{rules}"
+    );
+    assert!(rules.contains("github_runner_work_filesystem_size_bytes < 0.2"));
+    let dash = std::fs::read_to_string(dir.path().join("grafana/runner-health.json")).unwrap();
+    assert!(dash.contains("\"value\": 7200.0"));
+}

@@ -13,8 +13,9 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 /// Every generated file, as a path relative to the output directory and
-/// its content.
-pub fn files() -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+/// its content. `health` gives the thresholds of the alerts and the
+/// dashboard (the committed files use the defaults).
+pub fn files(health: &HealthConfig) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
     Ok(vec![
         (
             PathBuf::from("docs/metrics.md"),
@@ -26,19 +27,19 @@ pub fn files() -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
         ),
         (
             PathBuf::from("alerts/runner-health.rules.yml"),
-            alerts::rules_yaml(&HealthConfig::default()).into_bytes(),
+            alerts::rules_yaml(health).into_bytes(),
         ),
         (
             PathBuf::from("grafana/runner-health.json"),
-            dashboard::dashboard_json(&HealthConfig::default()).into_bytes(),
+            dashboard::dashboard_json(health).into_bytes(),
         ),
     ])
 }
 
 /// Writes every generated file under `dir`.
-pub fn write_all(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write_all(dir: &Path, health: &HealthConfig) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    for (rel, content) in files()? {
+    for (rel, content) in files(health)? {
         let path = dir.join(&rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
