@@ -9,6 +9,7 @@ declare -A want=(
   [prometheus]=prometheus
   [dbus-daemon]=dbus
   [openssl]=openssl
+  [curl]=curl
   [python3]=python3
 )
 missing=()

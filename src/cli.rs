@@ -44,6 +44,11 @@ pub struct Cli {
     )]
     pub telemetry_path: String,
 
+    /// TLS, client certificates, basic auth and response headers, in the
+    /// Prometheus exporter-toolkit web config format.
+    #[arg(long = "web.config.file", value_name = "FILE", global = true)]
+    pub web_config_file: Option<PathBuf>,
+
     /// Configuration file (TOML). A missing file at the default path means
     /// defaults; a missing file named here is an error.
     #[arg(long = "config.file", value_name = "FILE", global = true)]

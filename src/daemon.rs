@@ -199,6 +199,17 @@ pub fn serve(cli: &Cli) -> ExitCode {
 }
 
 async fn run(cli: &Cli, config: Config) -> ExitCode {
+    let web = match &cli.web_config_file {
+        Some(path) => match crate::webconfig::load(path) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "invalid web configuration");
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => crate::webconfig::WebConfig::none(),
+    };
     let mut listeners = Vec::new();
     for addr in &cli.listen_address {
         match http::bind(addr) {
@@ -227,7 +238,11 @@ async fn run(cli: &Cli, config: Config) -> ExitCode {
         shutdown_rx.clone(),
     ));
     spawn_collectors(&config, &store, &shutdown_rx);
-    let app = Arc::new(App::new(Arc::clone(&store), cli.telemetry_path.clone()));
+    let app = Arc::new(App::new(
+        Arc::clone(&store),
+        cli.telemetry_path.clone(),
+        web,
+    ));
     let notifier = Arc::new(Notifier::from_env());
     let watchdog = notify::watchdog_interval().filter(|_| notifier.enabled());
     tracing::info!(

@@ -5,6 +5,7 @@
 //! request). Nothing here waits on collectors, files or the network.
 
 use crate::snapshot::Store;
+use crate::webconfig::WebConfig;
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -15,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Semaphore};
@@ -25,6 +26,8 @@ use tokio::sync::{watch, Semaphore};
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Time a client gets to send its request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client gets to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head accepted.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
@@ -38,6 +41,8 @@ pub const OPENMETRICS_0_CONTENT_TYPE: &str =
 pub struct App {
     pub store: Arc<Store>,
     pub telemetry_path: String,
+    /// TLS, auth and headers; replaced on reload, read per connection.
+    web: RwLock<Arc<WebConfig>>,
     /// Milliseconds since `started` at the accept loop's last turn; the
     /// watchdog only pings systemd while it moves.
     pub heartbeat: AtomicU64,
@@ -45,13 +50,24 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(store: Arc<Store>, telemetry_path: String) -> App {
+    pub fn new(store: Arc<Store>, telemetry_path: String, web: WebConfig) -> App {
         App {
             store,
             telemetry_path,
+            web: RwLock::new(Arc::new(web)),
             heartbeat: AtomicU64::new(0),
             started: Instant::now(),
         }
+    }
+
+    /// The web config in effect.
+    pub fn web(&self) -> Arc<WebConfig> {
+        self.web.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the web config; new connections and requests use it.
+    pub fn set_web(&self, web: WebConfig) {
+        *self.web.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(web);
     }
 
     fn beat(&self) {
@@ -172,6 +188,35 @@ fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// Applies the web config (basic auth, extra headers), then routes.
+pub fn respond<B>(app: &App, web: &WebConfig, req: &Request<B>) -> Response<Full<Bytes>> {
+    let mut resp = match &web.auth {
+        Some(auth)
+            if !auth.check(
+                req.headers()
+                    .get(header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+            ) =>
+        {
+            let mut r = response(
+                StatusCode::UNAUTHORIZED,
+                "text/plain; charset=utf-8",
+                Bytes::from_static(b"401 Unauthorized\n"),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"runner-health-exporter\""),
+            );
+            r
+        }
+        _ => handle(app, req),
+    };
+    for (k, v) in &web.headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    resp
 }
 
 /// Routes one request. Reads only cached state.
@@ -421,15 +466,36 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         };
         app.beat();
-        let app = Arc::clone(&app);
-        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let r = handle(&app, &req);
-            async move { Ok::<_, Infallible>(r) }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
+        let web = app.web();
+        let svc = {
+            let app = Arc::clone(&app);
+            let web = Arc::clone(&web);
+            hyper::service::service_fn(move |req: Request<Incoming>| {
+                let r = respond(&app, &web, &req);
+                async move { Ok::<_, Infallible>(r) }
+            })
+        };
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
         tokio::spawn(async move {
-            let _ = conn.await;
+            match &web.tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(tls_stream)) => {
+                            let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
+                            let _ = watcher.watch(conn).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }

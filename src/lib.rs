@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod notify;
 pub mod snapshot;
 pub mod timefmt;
+pub mod webconfig;

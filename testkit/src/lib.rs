@@ -4,6 +4,7 @@
 //! and talks to it over real HTTP on loopback.
 
 pub mod http;
+pub mod pki;
 pub mod process;
 
 pub use http::{get, get_with, Response};
