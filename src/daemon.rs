@@ -2,8 +2,8 @@
 //! the renderer and the HTTP server together.
 
 use crate::cli::Cli;
-use crate::collect::{self, host::HostCollector};
-use crate::config::Config;
+use crate::collect::{self, github::GithubCollector, host::HostCollector};
+use crate::config::{Config, Scope};
 use crate::http::{self, App};
 use crate::logging;
 use crate::metrics::render;
@@ -156,6 +156,14 @@ pub fn spawn_collectors(config: &Config, store: &Arc<Store>, shutdown: &watch::R
     if config.host.enabled {
         collect::spawn(
             HostCollector::new(config.host.clone()),
+            Arc::clone(store),
+            shutdown.clone(),
+        );
+    }
+    let scope = config.github_scope();
+    if scope != Scope::Off {
+        collect::spawn(
+            GithubCollector::new(config.github.clone(), scope, Arc::clone(store)),
             Arc::clone(store),
             shutdown.clone(),
         );

@@ -7,6 +7,7 @@
 //! catches panics, and records success, duration, errors and the new state.
 //! A failing collector never blocks the others or the HTTP server.
 
+pub mod github;
 pub mod host;
 pub mod process;
 

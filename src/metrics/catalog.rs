@@ -394,7 +394,7 @@ pub static GITHUB_API_ERRORS: Family = counter(
     Github,
     "github_runner_github_api_errors_total",
     &["reason"],
-    "Failed GitHub API polls by reason: auth, forbidden, rate_limited, not_found, server_error, timeout, connect, malformed.",
+    "Failed GitHub API polls by reason: auth, forbidden, rate_limited, not_found, server_error, timeout, connect, malformed, other (another unexpected status).",
 );
 pub static GITHUB_RATE_REMAINING: Family = gauge(
     Github,

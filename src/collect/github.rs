@@ -1,0 +1,535 @@
+//! GitHub collector: the runners' registrations as GitHub's REST API sees
+//! them (registered, online, busy, labels), polled in the background.
+//!
+//! Scope `self` looks up each local runner by the `agentId` and
+//! `gitHubUrl` of its `.runner` (from the runner collector's section);
+//! scope `fleet` lists every runner of the configured repositories,
+//! organizations and enterprises, 100 per page. Every GET is conditional
+//! on the URL's last ETag, so an unchanged answer (304) costs no rate
+//! limit. Polls follow `poll_interval`, stretched until the rate-limit
+//! window resets when the remainder falls under the reserve, and back off
+//! after failures (see [`ratelimit`]). A failed poll keeps the last known
+//! runner data and updates only the API statistics.
+
+pub mod app;
+pub mod auth;
+pub mod client;
+pub mod ratelimit;
+pub mod scope;
+
+use super::{Collector, Outcome};
+use crate::config::{GithubConfig, Scope};
+use crate::snapshot::{now_unix, ApiStats, GithubRunner, GithubState, Section, Snapshot, Store};
+use app::AppAuth;
+use auth::{PermissionWarnings, Secret, TokenSource};
+use client::{ApiError, Client, ErrorKind, Reply};
+use hyper::Method;
+use scope::Owner;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The API base when nothing else names one (fleet scope).
+pub const DEFAULT_API: &str = "https://api.github.com";
+/// Pages followed per list at most (100 runners each).
+const MAX_PAGES: usize = 1000;
+
+/// What one poll asks about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    /// Self scope: one local runner root.
+    Local {
+        root: PathBuf,
+        name: String,
+        id: u64,
+        github_url: String,
+    },
+    /// Fleet scope: every runner of one owner.
+    List(Owner),
+}
+
+/// A runner as the REST API describes it.
+#[derive(serde::Deserialize)]
+struct ApiRunner {
+    id: u64,
+    name: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    busy: bool,
+    #[serde(default)]
+    ephemeral: bool,
+    #[serde(default)]
+    labels: Vec<ApiLabel>,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiLabel {
+    name: String,
+}
+
+#[derive(serde::Deserialize)]
+struct RunnerList {
+    runners: Vec<ApiRunner>,
+}
+
+impl ApiRunner {
+    fn into_runner(self, root: Option<PathBuf>, now: f64) -> GithubRunner {
+        GithubRunner {
+            name: self.name,
+            root,
+            id: Some(self.id),
+            registered: true,
+            online: self.status.eq_ignore_ascii_case("online"),
+            busy: self.busy,
+            os: self.os,
+            ephemeral: self.ephemeral,
+            labels: self.labels.into_iter().map(|l| l.name).collect(),
+            checked_at: now,
+        }
+    }
+}
+
+enum Credentials {
+    Token(Option<TokenSource>),
+    App(Box<AppAuth>),
+}
+
+pub struct GithubCollector {
+    config: GithubConfig,
+    scope: Scope,
+    store: Arc<Store>,
+    changes: watch::Receiver<u64>,
+    client: Option<Client>,
+    credentials: Credentials,
+    warnings: PermissionWarnings,
+    next_due: Instant,
+    /// A backoff or a rate-limit stretch is in effect: nothing wakes the
+    /// collector before `next_due`.
+    holding: bool,
+    failures: u32,
+    /// The last known runners of each target, kept across failed polls.
+    known: BTreeMap<Target, Vec<GithubRunner>>,
+    /// The targets of the last poll (self scope: compared with the runner
+    /// section to poll a new runner at once).
+    targets: Vec<Target>,
+    stats: ApiStats,
+    last_requests: u32,
+    /// gitHubUrl values already reported as unusable.
+    bad_urls: std::collections::HashSet<String>,
+}
+
+impl GithubCollector {
+    pub fn new(config: GithubConfig, scope: Scope, store: Arc<Store>) -> GithubCollector {
+        let credentials = match &config.app {
+            Some(app) => Credentials::App(Box::new(AppAuth::new(app))),
+            None => Credentials::Token(auth::token_source_from_env(config.token_file.as_deref())),
+        };
+        let changes = store.subscribe();
+        GithubCollector {
+            config,
+            scope,
+            store,
+            changes,
+            client: None,
+            credentials,
+            warnings: PermissionWarnings::default(),
+            next_due: Instant::now(),
+            holding: false,
+            failures: 0,
+            known: BTreeMap::new(),
+            targets: Vec::new(),
+            stats: ApiStats::default(),
+            last_requests: 0,
+            bad_urls: Default::default(),
+        }
+    }
+
+    /// Self scope: the local runners with a registration, from the runner
+    /// collector's section.
+    fn local_targets(&self) -> Vec<Target> {
+        let snap = self.store.read();
+        let Some(state) = snap.runner.state.as_ref() else {
+            return Vec::new();
+        };
+        let mut t: Vec<Target> = state
+            .roots
+            .iter()
+            .filter_map(|r| {
+                let reg = r.registration.as_ref()?;
+                Some(Target::Local {
+                    root: r.root.clone(),
+                    name: reg
+                        .agent_name
+                        .clone()
+                        .or_else(|| r.agent_name.clone())
+                        .unwrap_or_default(),
+                    id: reg.agent_id?,
+                    github_url: reg.github_url.clone()?,
+                })
+            })
+            .collect();
+        t.sort();
+        t
+    }
+
+    fn fleet_targets(&self) -> Result<Vec<Target>, ApiError> {
+        let c = &self.config;
+        let mut t = Vec::new();
+        for r in &c.repositories {
+            t.push(Target::List(scope::repo_owner(r).map_err(ApiError::setup)?));
+        }
+        for o in &c.organizations {
+            t.push(Target::List(scope::org_owner(o).map_err(ApiError::setup)?));
+        }
+        for e in &c.enterprises {
+            t.push(Target::List(
+                scope::enterprise_owner(e).map_err(ApiError::setup)?,
+            ));
+        }
+        Ok(t)
+    }
+
+    fn current_targets(&self) -> Result<Vec<Target>, ApiError> {
+        match self.scope {
+            Scope::Fleet => self.fleet_targets(),
+            _ => Ok(self.local_targets()),
+        }
+    }
+
+    /// The API base and owner of a target.
+    fn locate(&mut self, target: &Target) -> Option<(String, Owner)> {
+        let (base, owner) = match target {
+            Target::List(owner) => (DEFAULT_API.to_string(), owner.clone()),
+            Target::Local {
+                github_url, root, ..
+            } => match scope::parse_github_url(github_url) {
+                Ok(x) => x,
+                Err(e) => {
+                    if self.bad_urls.insert(github_url.clone()) {
+                        tracing::warn!(root = %root.display(), error = %format!("{e:#}"), "cannot look up this runner at GitHub");
+                    }
+                    return None;
+                }
+            },
+        };
+        let base = match &self.config.api_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => base,
+        };
+        Some((base, owner))
+    }
+
+    async fn credential(
+        &mut self,
+        base: &str,
+        owner: &Owner,
+        now: f64,
+    ) -> Result<Secret, ApiError> {
+        match &mut self.credentials {
+            Credentials::Token(Some(src)) => {
+                auth::read_token(src, &mut self.warnings).map_err(ApiError::setup)
+            }
+            Credentials::Token(None) => Err(ApiError::new(
+                ErrorKind::Setup,
+                "no GitHub credentials: set [github] token_file or [github.app], \
+                 provide the systemd credential github-token, or set $GITHUB_TOKEN",
+            )),
+            Credentials::App(app) => {
+                let client = self
+                    .client
+                    .as_mut()
+                    .ok_or_else(|| ApiError::new(ErrorKind::Setup, "no HTTP client"))?;
+                app.token(
+                    client,
+                    base,
+                    owner,
+                    &mut self.stats,
+                    &mut self.warnings,
+                    now,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn send(&mut self, url: &str, token: &Secret) -> Result<Reply, ApiError> {
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| ApiError::new(ErrorKind::Setup, "no HTTP client"))?;
+        self.last_requests += 1;
+        client.send(Method::GET, url, token, &mut self.stats).await
+    }
+
+    /// Asks about one target.
+    async fn fetch(&mut self, target: &Target, now: f64) -> Result<Vec<GithubRunner>, ApiError> {
+        let Some((base, owner)) = self.locate(target) else {
+            return Ok(Vec::new());
+        };
+        let token = self.credential(&base, &owner, now).await?;
+        let result = match target {
+            Target::Local { root, name, id, .. } => {
+                let url = format!("{base}{}", owner.runner_path(*id));
+                let reply = self.send(&url, &token).await?;
+                match reply.status {
+                    404 => Ok(vec![GithubRunner {
+                        name: name.clone(),
+                        root: Some(root.clone()),
+                        id: Some(*id),
+                        registered: false,
+                        checked_at: now,
+                        ..Default::default()
+                    }]),
+                    _ if reply.ok() => {
+                        let r: ApiRunner = reply.json()?;
+                        Ok(vec![r.into_runner(Some(root.clone()), now)])
+                    }
+                    _ => Err(reply.error(&token)),
+                }
+            }
+            Target::List(_) => self.list(&base, &owner, &token, now).await,
+        };
+        if let (Err(e), Credentials::App(app)) = (&result, &mut self.credentials) {
+            if e.kind == ErrorKind::Auth {
+                app.invalidate(&owner);
+            }
+        }
+        result
+    }
+
+    /// Every runner of one owner, following `Link: rel="next"`.
+    async fn list(
+        &mut self,
+        base: &str,
+        owner: &Owner,
+        token: &Secret,
+        now: f64,
+    ) -> Result<Vec<GithubRunner>, ApiError> {
+        let origin = scope::origin(base).to_string();
+        let mut url = format!("{base}{}", owner.list_path());
+        let mut runners = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let reply = self.send(&url, token).await?;
+            if !reply.ok() {
+                return Err(reply.error(token));
+            }
+            let page: RunnerList = reply.json()?;
+            runners.extend(page.runners.into_iter().map(|r| r.into_runner(None, now)));
+            match reply.link.as_deref().and_then(scope::next_link) {
+                Some(next) if scope::origin(&next) == origin => url = next,
+                Some(next) => {
+                    return Err(ApiError::new(
+                        ErrorKind::Malformed,
+                        format!(
+                            "GET {url}: next page {next:?} is outside {origin}; not following it"
+                        ),
+                    ))
+                }
+                None => return Ok(runners),
+            }
+        }
+        Err(ApiError::new(
+            ErrorKind::Malformed,
+            format!("GET {url}: more than {MAX_PAGES} pages"),
+        ))
+    }
+
+    fn runners(&self) -> Vec<GithubRunner> {
+        self.known.values().flatten().cloned().collect()
+    }
+
+    fn jitter() -> f64 {
+        let mut b = [0u8; 4];
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
+            return 0.5;
+        }
+        f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
+    }
+
+    /// Schedules the next poll after a failure and records it.
+    fn failed(&mut self, e: &ApiError) {
+        self.failures = self.failures.saturating_add(1);
+        if let Some(reason) = e.kind.reason() {
+            *self.stats.errors.entry(reason).or_default() += 1;
+        }
+        let interval = self.config.poll_interval.get();
+        let now = now_unix() as u64;
+        let delay = match e.kind {
+            ErrorKind::RateLimited | ErrorKind::Forbidden => ratelimit::rate_limited_delay(
+                e.retry_after,
+                &e.rate,
+                now,
+                self.failures,
+                Self::jitter(),
+                interval,
+            ),
+            _ => ratelimit::exponential(self.failures, Self::jitter(), interval),
+        };
+        self.stats.backoff_seconds = delay.as_secs_f64();
+        self.next_due = Instant::now() + delay;
+        self.holding = true;
+        tracing::debug!(
+            failures = self.failures,
+            delay_seconds = delay.as_secs_f64(),
+            "GitHub API: backing off"
+        );
+    }
+
+    /// Schedules the next poll after a success.
+    fn succeeded(&mut self, now: f64) {
+        self.failures = 0;
+        let rate = ratelimit::RateLimit {
+            limit: self.stats.rate_limit,
+            remaining: self.stats.rate_remaining,
+            reset: self.stats.rate_reset,
+        };
+        let (delay, stretched) = ratelimit::after_success(
+            self.config.poll_interval.get(),
+            self.config.rate_limit_reserve.0,
+            &rate,
+            now as u64,
+        );
+        if stretched {
+            tracing::info!(
+                remaining = ?rate.remaining,
+                limit = ?rate.limit,
+                delay_seconds = delay.as_secs(),
+                "GitHub rate limit under the reserve: next poll after the window resets"
+            );
+        }
+        self.stats.backoff_seconds = if stretched { delay.as_secs_f64() } else { 0.0 };
+        self.stats.last_success = Some(now);
+        self.next_due = Instant::now() + delay;
+        self.holding = stretched;
+    }
+
+    async fn poll(&mut self, now: f64) -> Result<(), ApiError> {
+        if self.client.is_none() {
+            self.client = Some(
+                Client::new(
+                    self.config.connect_timeout.get(),
+                    self.config.request_timeout.get(),
+                )
+                .map_err(ApiError::setup)?,
+            );
+        }
+        let targets = self.current_targets()?;
+        self.targets = targets.clone();
+        // Targets that are gone take their runners with them.
+        self.known.retain(|t, _| targets.contains(t));
+        if let Some(c) = self.client.as_mut() {
+            c.begin_poll();
+        }
+        for t in &targets {
+            let runners = self.fetch(t, now).await?;
+            self.known.insert(t.clone(), runners);
+        }
+        if let Some(c) = self.client.as_mut() {
+            c.end_poll();
+        }
+        Ok(())
+    }
+}
+
+impl Collector for GithubCollector {
+    type State = GithubState;
+    const NAME: &'static str = "github";
+
+    fn section(snap: &mut Snapshot) -> &mut Section<GithubState> {
+        &mut snap.github
+    }
+
+    fn timeout(&self) -> Duration {
+        // Each request has its own timeout; this only bounds a poll of
+        // many requests that are each slow but in time.
+        (self.config.request_timeout.get() * (self.last_requests + 4)).max(Duration::from_secs(60))
+    }
+
+    async fn wait(&mut self) {
+        loop {
+            let due = self.next_due;
+            if self.scope == Scope::Fleet || self.holding {
+                tokio::time::sleep_until(due).await;
+                return;
+            }
+            // Self scope: a runner registered (or removed) meanwhile is
+            // looked up at once rather than a poll interval later.
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => return,
+                r = self.changes.changed() => {
+                    if r.is_err() {
+                        tokio::time::sleep_until(due).await;
+                        return;
+                    }
+                    if self.local_targets() != self.targets {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn collect(&mut self, store: &Arc<Store>) -> anyhow::Result<Outcome<GithubState>> {
+        let now = now_unix();
+        self.last_requests = 0;
+        let result = self.poll(now).await;
+        match result {
+            Ok(()) => {
+                self.succeeded(now);
+                Ok(Outcome::Changed(GithubState {
+                    runners: self.runners(),
+                    api: self.stats.clone(),
+                }))
+            }
+            Err(e) => {
+                self.failed(&e);
+                // The supervisor keeps the state of a failed run; the API
+                // statistics and the runners refreshed before the failure
+                // are written here so the failure shows in the metrics.
+                let state = GithubState {
+                    runners: self.runners(),
+                    api: self.stats.clone(),
+                };
+                store.update(false, |snap| snap.github.state = Some(state));
+                Err(anyhow::anyhow!(e.message))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_runners_parse_from_the_official_payloads() {
+        let dir = testkit::fixtures_dir().join("github");
+        let one: ApiRunner =
+            serde_json::from_slice(&std::fs::read(dir.join("runner.json")).unwrap()).unwrap();
+        let r = one.into_runner(Some("/opt/r".into()), 5.0);
+        assert_eq!(r.name, "linux_runner");
+        assert_eq!(r.id, Some(23));
+        assert!(r.registered && r.online && r.busy && !r.ephemeral);
+        assert_eq!(r.labels, ["self-hosted", "X64", "Linux"]);
+        assert_eq!(r.checked_at, 5.0);
+        let list: RunnerList =
+            serde_json::from_slice(&std::fs::read(dir.join("runners-paginated.json")).unwrap())
+                .unwrap();
+        let rs: Vec<GithubRunner> = list
+            .runners
+            .into_iter()
+            .map(|r| r.into_runner(None, 0.0))
+            .collect();
+        assert_eq!(rs.len(), 2);
+        assert_eq!(rs[1].name, "mac_runner");
+        assert!(!rs[1].online);
+        assert_eq!(rs[1].os, "macos");
+        assert_eq!(rs[1].labels.last().map(String::as_str), Some("no-gpu"));
+    }
+}

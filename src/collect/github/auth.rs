@@ -1,0 +1,227 @@
+//! Credentials: the redacting [`Secret`] and where a token comes from.
+//!
+//! A token is read from `[github] token_file`, else from the systemd
+//! credential `$CREDENTIALS_DIRECTORY/github-token` (`LoadCredential=`),
+//! else from `$GITHUB_TOKEN`. It is re-read on every poll, so a rotated
+//! file takes effect without a restart. Nothing here ever formats the
+//! token: errors name the file, never its content.
+
+use anyhow::{bail, Context};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The systemd credential name the exporter looks for.
+pub const CREDENTIAL_NAME: &str = "github-token";
+
+/// A credential (token or JWT). `Debug` and `Display` print `[REDACTED]`;
+/// the value is only reachable through [`Secret::expose`], whose one
+/// caller puts it into a sensitive `Authorization` header.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // Best effort: overwrite the bytes before the allocation is freed.
+        // SAFETY: zero bytes are valid UTF-8.
+        unsafe { self.0.as_bytes_mut() }.fill(0);
+    }
+}
+
+/// Where the token is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `[github] token_file`.
+    File(PathBuf),
+    /// `$CREDENTIALS_DIRECTORY/github-token`.
+    Credential(PathBuf),
+    /// `$GITHUB_TOKEN`.
+    Env,
+}
+
+impl fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::File(p) => write!(f, "token file {}", p.display()),
+            TokenSource::Credential(p) => write!(f, "systemd credential {}", p.display()),
+            TokenSource::Env => f.write_str("$GITHUB_TOKEN"),
+        }
+    }
+}
+
+/// The first available source, in order of precedence.
+pub fn token_source(
+    token_file: Option<&Path>,
+    credentials_dir: Option<&Path>,
+    env_token: bool,
+) -> Option<TokenSource> {
+    if let Some(p) = token_file {
+        return Some(TokenSource::File(p.to_path_buf()));
+    }
+    if let Some(dir) = credentials_dir {
+        let p = dir.join(CREDENTIAL_NAME);
+        if p.exists() {
+            return Some(TokenSource::Credential(p));
+        }
+    }
+    env_token.then_some(TokenSource::Env)
+}
+
+/// The source from the process environment.
+pub fn token_source_from_env(token_file: Option<&Path>) -> Option<TokenSource> {
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let env_token = std::env::var_os("GITHUB_TOKEN").is_some_and(|v| !v.is_empty());
+    token_source(token_file, creds.as_deref(), env_token)
+}
+
+/// True when a token is available from the environment alone (a systemd
+/// credential or `$GITHUB_TOKEN`).
+pub fn env_has_token() -> bool {
+    token_source_from_env(None).is_some()
+}
+
+/// True when a file mode lets group or others read.
+pub fn readable_by_others(mode: u32) -> bool {
+    mode & 0o044 != 0
+}
+
+/// Warns once per path when a secret file is readable beyond its owner.
+#[derive(Default)]
+pub struct PermissionWarnings {
+    warned: HashSet<PathBuf>,
+}
+
+impl PermissionWarnings {
+    pub fn check(&mut self, path: &Path, what: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode();
+        if readable_by_others(mode) && self.warned.insert(path.to_path_buf()) {
+            tracing::warn!(
+                file = %path.display(),
+                mode = %format!("{:04o}", mode & 0o7777),
+                "{what} is readable by group or others; restrict it with chmod 600 (or 640 for a dedicated group)"
+            );
+        }
+    }
+}
+
+/// Trims a token read from a file or the environment and checks that it
+/// fits in an HTTP header.
+fn clean(raw: String, source: &TokenSource) -> anyhow::Result<Secret> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        bail!("{source} is empty");
+    }
+    if !trimmed.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        bail!("{source} holds characters that cannot be sent in an HTTP header");
+    }
+    let s = Secret::new(trimmed.to_string());
+    drop(Secret::new(raw));
+    Ok(s)
+}
+
+/// Reads the token from its source.
+pub fn read_token(
+    source: &TokenSource,
+    warnings: &mut PermissionWarnings,
+) -> anyhow::Result<Secret> {
+    let raw = match source {
+        TokenSource::File(p) | TokenSource::Credential(p) => {
+            if matches!(source, TokenSource::File(_)) {
+                warnings.check(p, "the GitHub token file");
+            }
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {source}"))?
+        }
+        TokenSource::Env => std::env::var("GITHUB_TOKEN").context("$GITHUB_TOKEN is not set")?,
+    };
+    clean(raw, source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_format() {
+        let s = Secret::new("ghp_SENTINEL".into());
+        assert_eq!(
+            format!("{s} {s:?} {:?}", Some(&s)),
+            "[REDACTED] [REDACTED] Some([REDACTED])"
+        );
+        assert_eq!(s.expose(), "ghp_SENTINEL");
+    }
+
+    #[test]
+    fn sources_in_order_of_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = Path::new("/etc/rhe/token");
+        assert_eq!(
+            token_source(Some(file), Some(dir.path()), true),
+            Some(TokenSource::File(file.into()))
+        );
+        // The credentials directory counts only when it holds github-token.
+        assert_eq!(
+            token_source(None, Some(dir.path()), true),
+            Some(TokenSource::Env)
+        );
+        std::fs::write(dir.path().join(CREDENTIAL_NAME), "t").unwrap();
+        assert_eq!(
+            token_source(None, Some(dir.path()), true),
+            Some(TokenSource::Credential(dir.path().join(CREDENTIAL_NAME)))
+        );
+        assert_eq!(token_source(None, None, false), None);
+    }
+
+    #[test]
+    fn tokens_are_trimmed_and_checked_without_echoing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        let src = TokenSource::File(p.clone());
+        let mut w = PermissionWarnings::default();
+        std::fs::write(&p, "ghp_abc\n").unwrap();
+        assert_eq!(read_token(&src, &mut w).unwrap().expose(), "ghp_abc");
+        std::fs::write(&p, "  \n").unwrap();
+        let e = read_token(&src, &mut w).unwrap_err().to_string();
+        assert!(e.contains("is empty"), "{e}");
+        std::fs::write(&p, "ghp_SENTINEL with space").unwrap();
+        let e = format!("{:#}", read_token(&src, &mut w).unwrap_err());
+        assert!(e.contains("cannot be sent"), "{e}");
+        assert!(!e.contains("SENTINEL"), "{e}");
+        let missing = TokenSource::File(dir.path().join("missing"));
+        let e = format!("{:#}", read_token(&missing, &mut w).unwrap_err());
+        assert!(e.contains("cannot read token file"), "{e}");
+    }
+
+    #[test]
+    fn modes_readable_by_others() {
+        assert!(!readable_by_others(0o100600));
+        assert!(!readable_by_others(0o100400));
+        assert!(readable_by_others(0o100640));
+        assert!(readable_by_others(0o100604));
+    }
+}
