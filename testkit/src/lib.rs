@@ -3,10 +3,12 @@
 //! Everything here drives the real exporter binary as a separate process
 //! and talks to it over real HTTP on loopback.
 
+pub mod fake_github;
 pub mod http;
 pub mod pki;
 pub mod process;
 
+pub use fake_github::{Failure, FakeGithub};
 pub use http::{get, get_with, Response};
 pub use process::Exporter;
 

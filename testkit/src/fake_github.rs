@@ -1,0 +1,801 @@
+//! A local server that answers like GitHub's REST API for self-hosted
+//! runners: the official payloads (`tests/fixtures/github/`), ETags and
+//! 304s, rate-limit headers, pagination with `Link`, the GitHub App
+//! endpoints, and scripted failures. It records every request it receives
+//! (method, path, headers) so tests can assert what the exporter sent.
+//!
+//! The one fake the project allows: everything else in the tests is real.
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A scripted failure, applied to every request while it is set.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failure {
+    /// 401 Bad credentials.
+    Unauthorized,
+    /// 403 for a missing permission, without `retry-after`.
+    Forbidden,
+    /// 403 secondary rate limit, with or without `retry-after` (seconds).
+    SecondaryRateLimit { retry_after: Option<u64> },
+    /// 403 primary rate limit exhausted: remaining 0, reset in `reset_in`
+    /// seconds.
+    RateLimitExhausted { reset_in: u64 },
+    /// 429, with or without `retry-after` (seconds).
+    TooManyRequests { retry_after: Option<u64> },
+    /// 404 for every path.
+    NotFound,
+    /// 500.
+    ServerError,
+    /// Reads the request and never answers.
+    Hang,
+    /// The normal answer, one byte every `per_byte`.
+    SlowBody { per_byte: Duration },
+    /// 200 with a body that is not JSON.
+    Malformed,
+}
+
+/// One request as received.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// The status answered (0 while hanging).
+    pub status: u16,
+    pub at: Instant,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path without the query.
+    pub fn route(&self) -> &str {
+        self.path.split('?').next().unwrap_or("")
+    }
+}
+
+/// The GitHub App the fake knows.
+#[derive(Clone, Debug)]
+pub struct FakeApp {
+    pub app_id: u64,
+    pub installation_id: u64,
+}
+
+struct State {
+    /// Runners by owner path: `repos/acme/app`, `orgs/acme`,
+    /// `enterprises/big`.
+    owners: BTreeMap<String, Vec<Value>>,
+    /// When set, only these bearer tokens reach runner endpoints.
+    tokens: Option<Vec<String>>,
+    limit: u64,
+    remaining: u64,
+    used: u64,
+    reset: u64,
+    failure: Option<Failure>,
+    /// Requests left before the failure clears by itself.
+    failure_left: Option<usize>,
+    requests: Vec<Request>,
+    app: Option<FakeApp>,
+    issued: u64,
+    /// Requests that cost rate limit (answered, not 304).
+    charged: u64,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    stop: AtomicBool,
+    addr: SocketAddr,
+}
+
+pub struct FakeGithub {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+    accept: Option<JoinHandle<()>>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The official example runners (`runners-paginated.json`: ids 23 and 24).
+pub fn official_runners() -> Vec<Value> {
+    let path = crate::fixtures_dir().join("github/runners-paginated.json");
+    let text = std::fs::read_to_string(&path).expect("runners-paginated.json is readable");
+    let v: Value = serde_json::from_str(&text).expect("runners-paginated.json is JSON");
+    v["runners"].as_array().cloned().expect("a runners array")
+}
+
+/// The official single runner (`runner.json`: id 23, linux_runner).
+pub fn official_runner() -> Value {
+    let path = crate::fixtures_dir().join("github/runner.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("runner.json is readable"))
+        .expect("runner.json is JSON")
+}
+
+/// `n` runners shaped like the official payload, ids from `first_id`,
+/// named `{prefix}-{i}`.
+pub fn generated_runners(prefix: &str, first_id: u64, n: usize) -> Vec<Value> {
+    let template = official_runner();
+    (0..n)
+        .map(|i| {
+            let mut r = template.clone();
+            r["id"] = json!(first_id + i as u64);
+            r["name"] = json!(format!("{prefix}-{i}"));
+            r["busy"] = json!(i % 3 == 0);
+            r["status"] = json!(if i % 10 == 9 { "offline" } else { "online" });
+            r
+        })
+        .collect()
+}
+
+fn etag_of(body: &[u8]) -> String {
+    // FNV-1a: stable, and any change to the body changes it.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in body {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("W/\"{h:016x}\"")
+}
+
+fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let sod = unix % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    hang: bool,
+    per_byte: Option<Duration>,
+}
+
+impl Answer {
+    fn json(status: u16, v: &Value) -> Answer {
+        Answer {
+            status,
+            headers: vec![(
+                "content-type".into(),
+                "application/json; charset=utf-8".into(),
+            )],
+            body: v.to_string().into_bytes(),
+            hang: false,
+            per_byte: None,
+        }
+    }
+
+    fn message(status: u16, msg: &str) -> Answer {
+        Answer::json(
+            status,
+            &json!({"message": msg, "documentation_url": "https://docs.github.com/rest", "status": status.to_string()}),
+        )
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        304 => "Not Modified",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Unknown",
+    }
+}
+
+fn query_param(query: &str, name: &str) -> Option<usize> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.parse().ok()).flatten()
+    })
+}
+
+impl State {
+    fn bearer(req: &Request) -> Option<&str> {
+        req.header("authorization")?.strip_prefix("Bearer ")
+    }
+
+    fn route(&mut self, req: &Request, base: &str) -> Answer {
+        let (route, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+        let parts: Vec<&str> = route.trim_matches('/').split('/').collect();
+        let Some(token) = Self::bearer(req) else {
+            return Answer::message(401, "Requires authentication");
+        };
+        // GitHub App endpoints take the App's JWT.
+        match (req.method.as_str(), parts.as_slice()) {
+            ("POST", ["app", "installations", id, "access_tokens"]) => {
+                return self.access_token(token, id);
+            }
+            ("GET", ["repos", _, _, "installation"]) | ("GET", ["orgs", _, "installation"]) => {
+                return self.installation(token);
+            }
+            _ => {}
+        }
+        if let Some(tokens) = &self.tokens {
+            if !tokens.iter().any(|t| t == token) {
+                return Answer::message(401, "Bad credentials");
+            }
+        }
+        let (owner, rest) = match parts.as_slice() {
+            ["repos", o, r, rest @ ..] => (format!("repos/{o}/{r}"), rest),
+            ["orgs", o, rest @ ..] => (format!("orgs/{o}"), rest),
+            ["enterprises", e, rest @ ..] => (format!("enterprises/{e}"), rest),
+            _ => return Answer::message(404, "Not Found"),
+        };
+        let Some(runners) = self.owners.get(&owner) else {
+            return Answer::message(404, "Not Found");
+        };
+        match rest {
+            ["actions", "runners"] => {
+                let per_page = query_param(query, "per_page").unwrap_or(30).clamp(1, 100);
+                let page = query_param(query, "page").unwrap_or(1).max(1);
+                let total = runners.len();
+                let last = total.div_ceil(per_page).max(1);
+                let slice: Vec<Value> = runners
+                    .iter()
+                    .skip((page - 1) * per_page)
+                    .take(per_page)
+                    .cloned()
+                    .collect();
+                let mut a = Answer::json(200, &json!({"total_count": total, "runners": slice}));
+                let link = |p: usize, rel: &str| {
+                    format!("<{base}/{owner}/actions/runners?per_page={per_page}&page={p}>; rel=\"{rel}\"")
+                };
+                let mut links = Vec::new();
+                if page > 1 {
+                    links.push(link(page - 1, "prev"));
+                }
+                if page < last {
+                    links.push(link(page + 1, "next"));
+                    links.push(link(last, "last"));
+                }
+                if page > 1 {
+                    links.push(link(1, "first"));
+                }
+                if !links.is_empty() {
+                    a.headers.push(("link".into(), links.join(", ")));
+                }
+                a
+            }
+            ["actions", "runners", id] => {
+                let id: u64 = id.parse().unwrap_or(0);
+                match runners.iter().find(|r| r["id"] == json!(id)) {
+                    Some(r) => Answer::json(200, r),
+                    None => Answer::message(404, "Not Found"),
+                }
+            }
+            _ => Answer::message(404, "Not Found"),
+        }
+    }
+
+    fn is_jwt(token: &str) -> bool {
+        token.split('.').count() == 3 && token.starts_with("eyJ")
+    }
+
+    fn installation(&mut self, token: &str) -> Answer {
+        let Some(app) = &self.app else {
+            return Answer::message(404, "Not Found");
+        };
+        if !Self::is_jwt(token) {
+            return Answer::message(401, "A JSON web token could not be decoded");
+        }
+        Answer::json(
+            200,
+            &json!({"id": app.installation_id, "app_id": app.app_id, "target_type": "Organization"}),
+        )
+    }
+
+    fn access_token(&mut self, token: &str, id: &str) -> Answer {
+        let Some(app) = self.app.clone() else {
+            return Answer::message(404, "Not Found");
+        };
+        if !Self::is_jwt(token) {
+            return Answer::message(401, "A JSON web token could not be decoded");
+        }
+        if id != app.installation_id.to_string() {
+            return Answer::message(404, "Not Found");
+        }
+        self.issued += 1;
+        let t = format!("ghs_fakeinstallation{:04}", self.issued);
+        self.tokens.get_or_insert_with(Vec::new).push(t.clone());
+        Answer::json(
+            201,
+            &json!({"token": t, "expires_at": rfc3339(now_unix() + 3600), "permissions": {"organization_self_hosted_runners": "read"}}),
+        )
+    }
+
+    /// The answer to one request, with failures, rate limits and ETags.
+    fn answer(&mut self, req: &Request, base: &str) -> Answer {
+        let now = now_unix();
+        if self.reset <= now {
+            self.reset = now + 3600;
+            self.remaining = self.limit;
+            self.used = 0;
+        }
+        let failure = self.failure.clone();
+        if let Some(left) = self.failure_left.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.failure = None;
+                self.failure_left = None;
+            }
+        }
+        let mut a = match &failure {
+            Some(Failure::Unauthorized) => Answer::message(401, "Bad credentials"),
+            Some(Failure::Forbidden) => {
+                Answer::message(403, "Resource not accessible by personal access token")
+            }
+            Some(Failure::SecondaryRateLimit { retry_after }) => {
+                let mut a = Answer::message(
+                    403,
+                    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                );
+                if let Some(s) = retry_after {
+                    a.headers.push(("retry-after".into(), s.to_string()));
+                }
+                a
+            }
+            Some(Failure::RateLimitExhausted { reset_in }) => {
+                self.remaining = 0;
+                self.reset = now + reset_in;
+                Answer::message(403, "API rate limit exceeded for user ID 1.")
+            }
+            Some(Failure::TooManyRequests { retry_after }) => {
+                let mut a = Answer::message(429, "Too many requests");
+                if let Some(s) = retry_after {
+                    a.headers.push(("retry-after".into(), s.to_string()));
+                }
+                a
+            }
+            Some(Failure::NotFound) => Answer::message(404, "Not Found"),
+            Some(Failure::ServerError) => Answer::message(500, "Server Error"),
+            Some(Failure::Hang) => Answer {
+                status: 0,
+                headers: Vec::new(),
+                body: Vec::new(),
+                hang: true,
+                per_byte: None,
+            },
+            Some(Failure::Malformed) => Answer {
+                status: 200,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: b"{\"total_count\": 2, \"runners\": [{\"id\": 23, \"na".to_vec(),
+                hang: false,
+                per_byte: None,
+            },
+            Some(Failure::SlowBody { .. }) | None => {
+                if self.remaining == 0 {
+                    Answer::message(403, "API rate limit exceeded for user ID 1.")
+                } else {
+                    self.route(req, base)
+                }
+            }
+        };
+        if let Some(Failure::SlowBody { per_byte }) = failure {
+            a.per_byte = Some(per_byte);
+        }
+        if a.hang {
+            return a;
+        }
+        if a.status == 200 && req.method == "GET" && failure != Some(Failure::Malformed) {
+            let etag = etag_of(&a.body);
+            if req.header("if-none-match") == Some(etag.as_str()) {
+                a.status = 304;
+                a.body.clear();
+            }
+            a.headers.push(("etag".into(), etag));
+        }
+        if a.status != 304 && self.remaining > 0 {
+            self.remaining -= 1;
+            self.used += 1;
+        }
+        if a.status != 304 {
+            self.charged += 1;
+        }
+        for (k, v) in [
+            ("x-ratelimit-limit", self.limit),
+            ("x-ratelimit-remaining", self.remaining),
+            ("x-ratelimit-used", self.used),
+            ("x-ratelimit-reset", self.reset),
+        ] {
+            a.headers.push((k.into(), v.to_string()));
+        }
+        a.headers
+            .push(("x-ratelimit-resource".into(), "core".into()));
+        a.headers.push((
+            "x-github-media-type".into(),
+            "github.v3; format=json".into(),
+        ));
+        a
+    }
+}
+
+/// Reads one request from `buf` + the stream. None on EOF or stop.
+fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> Option<Request> {
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return None,
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let path = first.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let body_start = head_end + 4;
+    while buf.len() < body_start + len {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return None,
+        }
+    }
+    let body = String::from_utf8_lossy(&buf[body_start..body_start + len]).into_owned();
+    buf.drain(..body_start + len);
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+        status: 0,
+        at: Instant::now(),
+    })
+}
+
+fn serve_connection(mut s: TcpStream, inner: Arc<Inner>) {
+    let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+    let _ = s.set_nodelay(true);
+    let base = format!("http://{}", inner.addr);
+    let mut buf = Vec::new();
+    while let Some(mut req) = read_request(&mut s, &mut buf, &inner.stop) {
+        let answer = {
+            let mut st = lock(&inner);
+            let a = st.answer(&req, &base);
+            req.status = a.status;
+            st.requests.push(req.clone());
+            a
+        };
+        if answer.hang {
+            // Hold the connection until the client gives up or the fake
+            // stops; never answer.
+            let mut b = [0u8; 64];
+            while !inner.stop.load(Ordering::Relaxed) {
+                match s.read(&mut b) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                    Err(_) => return,
+                }
+            }
+            return;
+        }
+        let mut out = format!("HTTP/1.1 {} {}\r\n", answer.status, reason(answer.status));
+        out.push_str("server: github.com\r\n");
+        for (k, v) in &answer.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str(&format!("content-length: {}\r\n\r\n", answer.body.len()));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&answer.body);
+        let sent = match answer.per_byte {
+            Some(d) => bytes.iter().all(|b| {
+                if inner.stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                std::thread::sleep(d);
+                s.write_all(&[*b]).is_ok()
+            }),
+            None => s.write_all(&bytes).is_ok(),
+        };
+        if !sent {
+            return;
+        }
+        if req
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+        {
+            return;
+        }
+    }
+}
+
+fn lock(inner: &Inner) -> MutexGuard<'_, State> {
+    inner.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl FakeGithub {
+    /// Starts on an ephemeral loopback port, with no runners.
+    pub fn start() -> FakeGithub {
+        Self::start_on("127.0.0.1:0").expect("fake GitHub listens on loopback")
+    }
+
+    pub fn start_on(addr: &str) -> std::io::Result<FakeGithub> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                owners: BTreeMap::new(),
+                tokens: None,
+                limit: 5000,
+                remaining: 5000,
+                used: 0,
+                reset: now_unix() + 3600,
+                failure: None,
+                failure_left: None,
+                requests: Vec::new(),
+                app: None,
+                issued: 0,
+                charged: 0,
+            }),
+            stop: AtomicBool::new(false),
+            addr,
+        });
+        let i = Arc::clone(&inner);
+        let accept = std::thread::spawn(move || {
+            while !i.stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let i = Arc::clone(&i);
+                        std::thread::spawn(move || serve_connection(s, i));
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Ok(FakeGithub {
+            addr,
+            inner,
+            accept: Some(accept),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.inner)
+    }
+
+    /// `http://127.0.0.1:PORT`: the exporter's `[github] api_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sets the runners of an owner path (`repos/acme/app`, `orgs/acme`,
+    /// `enterprises/big`).
+    pub fn set_runners(&self, owner: &str, runners: Vec<Value>) {
+        self.state().owners.insert(owner.to_string(), runners);
+    }
+
+    /// Removes an owner: its endpoints answer 404.
+    pub fn remove_owner(&self, owner: &str) {
+        self.state().owners.remove(owner);
+    }
+
+    /// Changes one runner in place (status, busy, labels ...).
+    pub fn update_runner(&self, owner: &str, id: u64, f: impl FnOnce(&mut Value)) {
+        let mut st = self.state();
+        if let Some(r) = st
+            .owners
+            .get_mut(owner)
+            .and_then(|rs| rs.iter_mut().find(|r| r["id"] == json!(id)))
+        {
+            f(r);
+        }
+    }
+
+    /// Removes one runner: its id answers 404 and lists leave it out.
+    pub fn remove_runner(&self, owner: &str, id: u64) {
+        if let Some(rs) = self.state().owners.get_mut(owner) {
+            rs.retain(|r| r["id"] != json!(id));
+        }
+    }
+
+    /// Only these bearer tokens reach runner endpoints; others get 401.
+    pub fn require_token(&self, token: &str) {
+        self.state().tokens = Some(vec![token.to_string()]);
+    }
+
+    /// Enables the GitHub App endpoints.
+    pub fn enable_app(&self, app: FakeApp) {
+        let mut st = self.state();
+        st.app = Some(app);
+        st.tokens.get_or_insert_with(Vec::new);
+    }
+
+    /// The rate-limit window: limit, remaining, reset (epoch seconds).
+    pub fn set_rate_limit(&self, limit: u64, remaining: u64, reset: u64) {
+        let mut st = self.state();
+        st.limit = limit;
+        st.remaining = remaining;
+        st.used = limit - remaining.min(limit);
+        st.reset = reset;
+    }
+
+    /// (limit, remaining, reset).
+    pub fn rate_limit(&self) -> (u64, u64, u64) {
+        let st = self.state();
+        (st.limit, st.remaining, st.reset)
+    }
+
+    /// Answers every request with `f` until cleared.
+    pub fn fail(&self, f: Failure) {
+        let mut st = self.state();
+        st.failure = Some(f);
+        st.failure_left = None;
+    }
+
+    /// Answers the next `n` requests with `f`.
+    pub fn fail_times(&self, f: Failure, n: usize) {
+        let mut st = self.state();
+        st.failure = Some(f);
+        st.failure_left = Some(n);
+    }
+
+    pub fn clear_failure(&self) {
+        let mut st = self.state();
+        st.failure = None;
+        st.failure_left = None;
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state().requests.clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.state().requests.len()
+    }
+
+    /// Answered requests that cost rate limit (all but 304s).
+    pub fn charged(&self) -> u64 {
+        self.state().charged
+    }
+
+    pub fn clear_requests(&self) {
+        self.state().requests.clear();
+    }
+
+    /// Waits until at least `n` requests arrived; returns them.
+    pub fn wait_requests(&self, n: usize, timeout: Duration) -> Option<Vec<Request>> {
+        crate::wait_for(timeout, || {
+            let r = self.requests();
+            (r.len() >= n).then_some(r)
+        })
+    }
+}
+
+impl Drop for FakeGithub {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(f: &FakeGithub, path: &str, headers: &[(&str, &str)]) -> crate::Response {
+        let mut h = vec![("Authorization", "Bearer t")];
+        h.extend_from_slice(headers);
+        crate::get_with(f.addr, "GET", path, &h).unwrap()
+    }
+
+    #[test]
+    fn lists_paginate_with_link_headers_and_etags_give_304() {
+        let f = FakeGithub::start();
+        f.set_runners("repos/acme/app", generated_runners("r", 1, 250));
+        let r = get(&f, "/repos/acme/app/actions/runners?per_page=100", &[]);
+        assert_eq!(r.status, 200);
+        let v: Value = serde_json::from_str(&r.body()).unwrap();
+        assert_eq!(v["total_count"], 250);
+        assert_eq!(v["runners"].as_array().unwrap().len(), 100);
+        let link = r.header("link").unwrap();
+        assert!(link.contains("page=2>; rel=\"next\""), "{link}");
+        assert!(link.contains("page=3>; rel=\"last\""), "{link}");
+        let r3 = get(
+            &f,
+            "/repos/acme/app/actions/runners?per_page=100&page=3",
+            &[],
+        );
+        let v: Value = serde_json::from_str(&r3.body()).unwrap();
+        assert_eq!(v["runners"].as_array().unwrap().len(), 50);
+        assert!(!r3.header("link").unwrap().contains("next"));
+        let etag = r.header("etag").unwrap().to_string();
+        let before = f.rate_limit().1;
+        let again = get(
+            &f,
+            "/repos/acme/app/actions/runners?per_page=100",
+            &[("If-None-Match", &etag)],
+        );
+        assert_eq!(again.status, 304);
+        assert_eq!(f.rate_limit().1, before, "a 304 costs nothing");
+        assert_eq!(f.requests().len(), 3);
+        assert_eq!(f.requests()[2].header("if-none-match"), Some(etag.as_str()));
+    }
+
+    #[test]
+    fn single_runners_failures_and_tokens() {
+        let f = FakeGithub::start();
+        f.set_runners("orgs/acme", official_runners());
+        assert_eq!(get(&f, "/orgs/acme/actions/runners/24", &[]).status, 200);
+        assert_eq!(get(&f, "/orgs/acme/actions/runners/99", &[]).status, 404);
+        f.require_token("good");
+        assert_eq!(get(&f, "/orgs/acme/actions/runners/24", &[]).status, 401);
+        f.fail_times(
+            Failure::TooManyRequests {
+                retry_after: Some(9),
+            },
+            1,
+        );
+        let r = get(&f, "/orgs/acme/actions/runners/24", &[]);
+        assert_eq!((r.status, r.header("retry-after")), (429, Some("9")));
+        assert_eq!(get(&f, "/orgs/acme/actions/runners/24", &[]).status, 401);
+    }
+}
