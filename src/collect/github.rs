@@ -36,6 +36,10 @@ use tokio::time::Instant;
 pub const DEFAULT_API: &str = "https://api.github.com";
 /// Pages followed per list at most (100 runners each).
 const MAX_PAGES: usize = 1000;
+/// A runner id that answered 404 is asked about again only after this
+/// long: ids are never reused, and a 404 has no ETag, so asking every poll
+/// would spend rate limit on a registration that is gone.
+const NOT_FOUND_RECHECK: Duration = Duration::from_secs(15 * 60);
 
 /// What one poll asks about.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,6 +126,8 @@ pub struct GithubCollector {
     last_requests: u32,
     /// gitHubUrl values already reported as unusable.
     bad_urls: std::collections::HashSet<String>,
+    /// Self scope: when each runner id last answered 404.
+    not_found: BTreeMap<Target, Instant>,
 }
 
 impl GithubCollector {
@@ -147,6 +153,7 @@ impl GithubCollector {
             stats: ApiStats::default(),
             last_requests: 0,
             bad_urls: Default::default(),
+            not_found: BTreeMap::new(),
         }
     }
 
@@ -423,11 +430,24 @@ impl GithubCollector {
         self.targets = targets.clone();
         // Targets that are gone take their runners with them.
         self.known.retain(|t, _| targets.contains(t));
+        self.not_found.retain(|t, _| targets.contains(t));
         if let Some(c) = self.client.as_mut() {
             c.begin_poll();
         }
         for t in &targets {
+            let recently_gone = self
+                .not_found
+                .get(t)
+                .is_some_and(|at| at.elapsed() < NOT_FOUND_RECHECK);
+            if recently_gone && self.known.contains_key(t) {
+                continue;
+            }
             let runners = self.fetch(t, now).await?;
+            if matches!(t, Target::Local { .. }) && runners.iter().any(|r| !r.registered) {
+                self.not_found.entry(t.clone()).or_insert_with(Instant::now);
+            } else {
+                self.not_found.remove(t);
+            }
             self.known.insert(t.clone(), runners);
         }
         if let Some(c) = self.client.as_mut() {
@@ -506,6 +526,130 @@ impl Collector for GithubCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::run_once;
+    use crate::config::Config;
+    use crate::snapshot::{Registration, RunnerRoot, RunnerState};
+    use testkit::fake_github::{generated_runners, official_runners};
+    use testkit::FakeGithub;
+
+    fn registered_root(path: &str, id: u64, url: &str, name: &str) -> RunnerRoot {
+        RunnerRoot {
+            root: path.into(),
+            registration: Some(Registration {
+                agent_id: Some(id),
+                agent_name: Some(name.into()),
+                github_url: Some(url.into()),
+                ..Default::default()
+            }),
+            accessible: true,
+            ..Default::default()
+        }
+    }
+
+    /// A config pointing at the fake, with a token file in `dir`.
+    fn config(fake: &FakeGithub, dir: &std::path::Path, scope: Scope) -> Config {
+        let token = dir.join("token");
+        std::fs::write(&token, "ghp_unit_test_token").unwrap();
+        let mut c = Config::default();
+        c.github.scope = Some(scope);
+        c.github.api_url = Some(fake.url());
+        c.github.token_file = Some(token);
+        c
+    }
+
+    #[tokio::test]
+    async fn self_scope_asks_for_each_registered_root_by_its_github_url() {
+        let fake = FakeGithub::start();
+        fake.set_runners("repos/acme/app", official_runners());
+        fake.set_runners("orgs/acme", generated_runners("org", 500, 2));
+        fake.set_runners("enterprises/big", generated_runners("ent", 7, 1));
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&fake, dir.path(), Scope::SelfScope);
+        let store = Store::new(Snapshot::new(&config));
+        store.update(true, |s| {
+            s.runner.state = Some(RunnerState {
+                roots: vec![
+                    registered_root("/opt/a", 23, "https://github.com/acme/app", "linux_runner"),
+                    registered_root("/opt/b", 501, "https://github.com/acme", "org-1"),
+                    registered_root("/opt/c", 7, "https://github.com/enterprises/big", "ent-0"),
+                    registered_root("/opt/d", 999, "https://github.com/acme/app", "deleted"),
+                    RunnerRoot {
+                        root: "/opt/unconfigured".into(),
+                        ..Default::default()
+                    },
+                ],
+            })
+        });
+        let mut c = GithubCollector::new(config.github.clone(), Scope::SelfScope, store.clone());
+        assert_eq!(run_once(&mut c, &store).await, None);
+        let mut paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "/enterprises/big/actions/runners/7",
+                "/orgs/acme/actions/runners/501",
+                "/repos/acme/app/actions/runners/23",
+                "/repos/acme/app/actions/runners/999",
+            ]
+        );
+        let text = crate::metrics::render::render(&store.read()).text;
+        for (series, want) in [
+            (
+                "github_runner_registered{runner=\"linux_runner\"}",
+                Some(1.0),
+            ),
+            ("github_runner_registered{runner=\"org-1\"}", Some(1.0)),
+            ("github_runner_registered{runner=\"ent-0\"}", Some(1.0)),
+            ("github_runner_registered{runner=\"deleted\"}", Some(0.0)),
+            ("github_runner_github_online{runner=\"deleted\"}", None),
+            (
+                "github_runner_github_busy{runner=\"linux_runner\"}",
+                Some(1.0),
+            ),
+            (
+                "github_runner_github_api_requests_total{code=\"404\"}",
+                Some(1.0),
+            ),
+            (
+                "github_runner_github_api_requests_total{code=\"200\"}",
+                Some(3.0),
+            ),
+        ] {
+            assert_eq!(
+                testkit::sample_value(&text, series),
+                want,
+                "{series}\n{text}"
+            );
+        }
+        let all_by_root = store
+            .read()
+            .github
+            .state
+            .as_ref()
+            .is_some_and(|s| s.runners.iter().all(|r| r.root.is_some()));
+        assert!(all_by_root, "attached by root");
+        // A second poll is conditional and costs no rate limit; the
+        // deleted registration is not asked about again so soon.
+        let charged = fake.charged();
+        assert_eq!(run_once(&mut c, &store).await, None);
+        assert_eq!(fake.charged(), charged);
+        assert_eq!(fake.request_count(), 7);
+        let text = crate::metrics::render::render(&store.read()).text;
+        assert_eq!(
+            testkit::sample_value(&text, "github_runner_registered{runner=\"deleted\"}"),
+            Some(0.0)
+        );
+        // A root that loses its registration is no longer asked about.
+        store.update(true, |s| {
+            if let Some(st) = s.runner.state.as_mut() {
+                st.roots.truncate(1);
+            }
+        });
+        assert_eq!(run_once(&mut c, &store).await, None);
+        assert_eq!(fake.request_count(), 8);
+        assert_eq!(store.read().github.state.as_ref().unwrap().runners.len(), 1);
+    }
 
     #[test]
     fn api_runners_parse_from_the_official_payloads() {
@@ -531,5 +675,107 @@ mod tests {
         assert!(!rs[1].online);
         assert_eq!(rs[1].os, "macos");
         assert_eq!(rs[1].labels.last().map(String::as_str), Some("no-gpu"));
+    }
+
+    /// Simulation for docs/BENCHMARKS.md:
+    /// `cargo test --lib collect::github::tests::simulate -- --ignored --nocapture`
+    #[tokio::test]
+    #[ignore = "simulation: prints figures for docs/BENCHMARKS.md"]
+    async fn simulate_fleet_of_1000_runners() {
+        let fake = FakeGithub::start();
+        fake.set_runners("orgs/acme", generated_runners("fleet", 1, 1000));
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(&fake, dir.path(), Scope::Fleet);
+        config.github.organizations = vec!["acme".into()];
+        let store = Store::new(Snapshot::new(&config));
+        let mut c = GithubCollector::new(config.github.clone(), Scope::Fleet, store.clone());
+        println!("fleet scope, 1 organization with 1000 runners:");
+        for poll in 1..=3 {
+            let before = (fake.request_count(), fake.charged());
+            let t = std::time::Instant::now();
+            assert_eq!(run_once(&mut c, &store).await, None);
+            let took = t.elapsed();
+            let requests = fake.request_count() - before.0;
+            let charged = fake.charged() - before.1;
+            let runners = store
+                .read()
+                .github
+                .state
+                .as_ref()
+                .map_or(0, |s| s.runners.len());
+            println!(
+                "  poll {poll}: {requests} requests, {charged} charged to the rate limit, {runners} runners, {took:.1?}"
+            );
+            assert_eq!(runners, 1000);
+            assert!(requests <= 10);
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "simulation: prints figures for docs/BENCHMARKS.md"]
+    async fn simulate_100_hosts_in_self_scope_for_an_hour() {
+        const HOSTS: usize = 100;
+        const POLLS: usize = 60; // one hour at poll_interval 60s
+        let fake = FakeGithub::start();
+        fake.set_runners("repos/acme/app", generated_runners("host", 1, HOSTS));
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(&fake, dir.path(), Scope::SelfScope);
+        // One exporter per host: its own store, client and ETag cache, one
+        // runner each, all sharing one token's rate limit at the fake.
+        let mut hosts = Vec::new();
+        for i in 0..HOSTS {
+            let store = Store::new(Snapshot::new(&config));
+            store.update(true, |s| {
+                s.runner.state = Some(RunnerState {
+                    roots: vec![registered_root(
+                        &format!("/opt/runner{i}"),
+                        1 + i as u64,
+                        "https://github.com/acme/app",
+                        &format!("host-{i}"),
+                    )],
+                })
+            });
+            let c = GithubCollector::new(config.github.clone(), Scope::SelfScope, store.clone());
+            hosts.push((c, store));
+        }
+        let (limit, start_remaining, _) = fake.rate_limit();
+        let t = std::time::Instant::now();
+        let mut per_poll = Vec::new();
+        for _ in 0..POLLS {
+            let before = fake.charged();
+            for (c, store) in hosts.iter_mut() {
+                assert_eq!(run_once(c, store).await, None);
+                assert_eq!(
+                    store
+                        .read()
+                        .github
+                        .state
+                        .as_ref()
+                        .unwrap()
+                        .api
+                        .backoff_seconds,
+                    0.0
+                );
+            }
+            per_poll.push(fake.charged() - before);
+        }
+        let requests = fake.request_count();
+        let charged = fake.charged();
+        let (_, remaining, _) = fake.rate_limit();
+        let steady: u64 = per_poll[1..].iter().sum();
+        println!("self scope, {HOSTS} hosts x {POLLS} polls (one hour at 60s), one token:");
+        println!(
+            "  requests sent: {requests} ({} per host per hour)",
+            requests / HOSTS
+        );
+        println!(
+            "  charged to the rate limit: {charged} = {:.1}% of {limit}/hour (first poll {}, later polls {steady})",
+            100.0 * charged as f64 / limit as f64,
+            per_poll[0]
+        );
+        println!("  rate limit remaining: {start_remaining} -> {remaining}");
+        println!("  simulated in {:.1?}", t.elapsed());
+        assert_eq!(steady, 0, "unchanged answers are 304s");
+        assert!((charged as f64) < 0.05 * limit as f64);
     }
 }
