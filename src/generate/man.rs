@@ -5,7 +5,9 @@ use clap::CommandFactory;
 
 /// runner-health-exporter(1) in roff.
 pub fn render() -> anyhow::Result<Vec<u8>> {
-    let cmd = Cli::command();
+    // The version without the git revision: the committed page must not
+    // change with every commit (the drift test compares it).
+    let cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
     let man = clap_mangen::Man::new(cmd).date("").source(concat!(
         "runner-health-exporter ",
         env!("CARGO_PKG_VERSION")
