@@ -298,4 +298,79 @@ mod tests {
         let e = format!("{:#}", load_key(&dir.path().join("none.pem")).unwrap_err());
         assert!(e.contains("cannot read GitHub App private key"), "{e}");
     }
+
+    #[tokio::test]
+    async fn installation_tokens_are_cached_and_renewed_before_they_expire() {
+        use testkit::fake_github::FakeApp;
+        let fake = testkit::FakeGithub::start();
+        fake.enable_app(FakeApp {
+            app_id: 9,
+            installation_id: 5,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("app.pem");
+        openssl(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
+        let mut app = AppAuth::new(&GithubAppConfig {
+            app_id: 9,
+            private_key_file: key,
+            installation_id: None,
+        });
+        let mut client = Client::new(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        let (mut stats, mut w) = (ApiStats::default(), PermissionWarnings::default());
+        let owner = Owner::Org("acme".into());
+        let base = fake.url();
+        let now = crate::snapshot::now_unix();
+        macro_rules! token {
+            ($at:expr) => {
+                app.token(&mut client, &base, &owner, &mut stats, &mut w, $at)
+                    .await
+                    .unwrap()
+            };
+        }
+        let t1 = token!(now);
+        assert!(t1.expose().starts_with("ghs_"));
+        // 50 minutes later the token still has 10 minutes: reused.
+        assert_eq!(token!(now + 3000.0), t1);
+        let routes = |f: &testkit::FakeGithub| -> Vec<String> {
+            f.requests()
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.route()))
+                .collect()
+        };
+        assert_eq!(
+            routes(&fake),
+            [
+                "GET /orgs/acme/installation",
+                "POST /app/installations/5/access_tokens"
+            ]
+        );
+        // Under five minutes left: renewed; the installation is remembered.
+        let t2 = token!(now + 3400.0);
+        assert_ne!(t2, t1);
+        assert_eq!(routes(&fake).len(), 3);
+        assert_eq!(routes(&fake)[2], "POST /app/installations/5/access_tokens");
+        // After a 401 the cached token is dropped.
+        app.invalidate(&owner);
+        let t3 = token!(now + 3400.0);
+        assert_ne!(t3, t2);
+        assert_eq!(stats.requests.get("201"), Some(&3));
+        // Enterprises have no installation lookup.
+        let e = app
+            .token(
+                &mut client,
+                &base,
+                &Owner::Enterprise("big".into()),
+                &mut stats,
+                &mut w,
+                now,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Setup);
+        assert!(e.message.contains("installation_id"), "{}", e.message);
+    }
 }
