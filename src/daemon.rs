@@ -203,7 +203,11 @@ pub fn serve(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli, config))
+    let code = runtime.block_on(run(cli, config));
+    // Do not wait for blocking work still in flight (a statvfs on a hung
+    // mount, a slow file read): shutdown must finish within 2 s.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
 }
 
 async fn run(cli: &Cli, config: Config) -> ExitCode {
