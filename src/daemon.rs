@@ -2,7 +2,7 @@
 //! the renderer and the HTTP server together.
 
 use crate::cli::Cli;
-use crate::collect::{self, github::GithubCollector, host::HostCollector};
+use crate::collect::{self, github::GithubCollector, host::HostCollector, runner::RunnerCollector};
 use crate::config::{Config, Scope};
 use crate::http::{self, App};
 use crate::logging;
@@ -156,6 +156,13 @@ pub fn spawn_collectors(config: &Config, store: &Arc<Store>, shutdown: &watch::R
     if config.host.enabled {
         collect::spawn(
             HostCollector::new(config.host.clone()),
+            Arc::clone(store),
+            shutdown.clone(),
+        );
+    }
+    if config.runner_files.enabled {
+        collect::spawn(
+            RunnerCollector::new(config),
             Arc::clone(store),
             shutdown.clone(),
         );

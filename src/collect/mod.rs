@@ -10,6 +10,7 @@
 pub mod github;
 pub mod host;
 pub mod process;
+pub mod runner;
 
 use crate::snapshot::{now_unix, Section, Snapshot, Store};
 use futures_util::FutureExt;

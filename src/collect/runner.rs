@@ -1,0 +1,465 @@
+//! Runner collector: each runner root's `.runner`, `.service`, work folder
+//! filesystem and `_diag` logs, tailed live.
+//!
+//! Roots come from `[[runner]] root`, from the working directories of the
+//! units the systemd collector found, and from `[runner_files]
+//! root_patterns`. Every `log_poll_interval` each root is polled on a
+//! blocking thread: one `stat` of `.runner` and of `_diag`, one `fstat` per
+//! open log, and a read of the bytes appended since the last poll. `_diag`
+//! is listed again only when its mtime changed (or on a rescan), so a
+//! folder with thousands of Worker logs costs nothing while idle. Every
+//! `rescan_interval` the globs are expanded again, `.service` is re-read
+//! and the work folder's filesystem is sampled. A poll that does not return
+//! (a hung mount) stalls only its own root, which is then reported as not
+//! accessible; statvfs likewise never blocks the collector.
+//!
+//! Only `.runner`, `.service` and `_diag/*.log` are ever opened.
+
+mod discover;
+pub mod parse;
+mod registration;
+mod root;
+pub mod tail;
+
+use super::{Collector, Outcome};
+use crate::config::Config;
+use crate::config::RunnerFilesConfig;
+use crate::snapshot::{FsUsage, RootSources, RunnerRoot, RunnerState, Section, Snapshot, Store};
+use root::{PollOutput, RootTracker};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// How long one tick waits for the roots' polls.
+const POLL_WAIT: Duration = Duration::from_secs(2);
+/// A poll still running after this long marks its root not accessible.
+const HUNG_AFTER: Duration = Duration::from_secs(5);
+/// How long one tick waits for a glob expansion or a statvfs.
+const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
+const STATVFS_WAIT: Duration = Duration::from_secs(1);
+/// Poll delay while a root has unread bytes left.
+const BACKLOG_DELAY: Duration = Duration::from_millis(10);
+
+type PollTask = JoinHandle<(Box<RootTracker>, PollOutput)>;
+
+struct RootEntry {
+    path: PathBuf,
+    sources: RootSources,
+    /// None while a poll holds it.
+    tracker: Option<Box<RootTracker>>,
+    task: Option<(PollTask, Instant)>,
+    rescan_pending: bool,
+    /// The last poll's view (sources and work_fs filled in when published).
+    last: RunnerRoot,
+    hung: bool,
+    work_dir: Option<PathBuf>,
+    work_fs: Option<FsUsage>,
+    work_task: Option<JoinHandle<std::io::Result<FsUsage>>>,
+    work_due: bool,
+}
+
+impl RootEntry {
+    fn new(path: PathBuf, max_line: usize) -> Self {
+        RootEntry {
+            tracker: Some(Box::new(RootTracker::new(path.clone(), max_line))),
+            last: RunnerRoot {
+                root: path.clone(),
+                ..Default::default()
+            },
+            path,
+            sources: RootSources::default(),
+            task: None,
+            rescan_pending: false,
+            hung: false,
+            work_dir: None,
+            work_fs: None,
+            work_task: None,
+            work_due: true,
+        }
+    }
+
+    fn published(&self) -> RunnerRoot {
+        let mut r = self.last.clone();
+        r.sources = self.sources;
+        r.work_fs = self.work_fs;
+        r
+    }
+}
+
+pub struct RunnerCollector {
+    config: RunnerFilesConfig,
+    config_roots: Vec<PathBuf>,
+    systemd_enabled: bool,
+    entries: Vec<RootEntry>,
+    glob_roots: Vec<PathBuf>,
+    glob_task: Option<JoinHandle<Vec<PathBuf>>>,
+    last_rescan: Option<Instant>,
+    published: Option<RunnerState>,
+    backlog: bool,
+}
+
+impl RunnerCollector {
+    pub fn new(config: &Config) -> Self {
+        let mut config_roots: Vec<PathBuf> = config
+            .runners
+            .iter()
+            .filter_map(|r| r.root.as_deref().map(discover::normalize))
+            .collect();
+        config_roots.sort();
+        config_roots.dedup();
+        RunnerCollector {
+            config: config.runner_files.clone(),
+            config_roots,
+            systemd_enabled: config.systemd.enabled,
+            entries: Vec::new(),
+            glob_roots: Vec::new(),
+            glob_task: None,
+            last_rescan: None,
+            published: None,
+            backlog: false,
+        }
+    }
+
+    /// Working directories of the runner units the systemd collector found.
+    fn unit_roots(&self, store: &Store) -> Vec<PathBuf> {
+        if !self.systemd_enabled {
+            return Vec::new();
+        }
+        let snap = store.read();
+        snap.systemd.state.as_ref().map_or_else(Vec::new, |s| {
+            s.units
+                .iter()
+                .filter_map(|u| u.working_directory.as_deref())
+                .filter(|p| p.is_absolute() && p.parent().is_some())
+                .map(discover::normalize)
+                .collect()
+        })
+    }
+
+    /// Expands the globs on a blocking thread; a hung directory delays only
+    /// glob discovery (the previous result is kept meanwhile).
+    async fn discover_globs(&mut self, rescan: bool) {
+        if rescan && self.glob_task.is_none() && !self.config.root_patterns.is_empty() {
+            let patterns = self.config.root_patterns.clone();
+            self.glob_task = Some(tokio::task::spawn_blocking(move || {
+                discover::glob_roots(&patterns)
+            }));
+        }
+        let Some(task) = &mut self.glob_task else {
+            return;
+        };
+        if !rescan && !task.is_finished() {
+            return;
+        }
+        match tokio::time::timeout(DISCOVERY_WAIT, task).await {
+            Ok(Ok(roots)) => {
+                self.glob_roots = roots;
+                self.glob_task = None;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "runner root discovery failed");
+                self.glob_task = None;
+            }
+            Err(_) => tracing::debug!("runner root discovery still running"),
+        }
+    }
+
+    /// Adds, removes and re-labels roots from the three sources.
+    fn update_roots(&mut self, unit_roots: &[PathBuf]) {
+        let mut wanted: BTreeMap<PathBuf, RootSources> = BTreeMap::new();
+        for p in &self.config_roots {
+            wanted.entry(p.clone()).or_default().config = true;
+        }
+        for p in unit_roots {
+            wanted.entry(p.clone()).or_default().unit = true;
+        }
+        for p in &self.glob_roots {
+            wanted.entry(p.clone()).or_default().glob = true;
+        }
+        self.entries.retain(|e| {
+            let keep = wanted.contains_key(&e.path);
+            if !keep {
+                tracing::info!(root = %e.path.display(), "runner root no longer found");
+            }
+            keep
+        });
+        for (path, sources) in wanted {
+            match self.entries.binary_search_by(|e| e.path.cmp(&path)) {
+                Ok(i) => self.entries[i].sources = sources,
+                Err(i) => {
+                    tracing::info!(
+                        root = %path.display(),
+                        config = sources.config,
+                        unit = sources.unit,
+                        glob = sources.glob,
+                        "runner root found"
+                    );
+                    let mut e = RootEntry::new(path, self.config.max_line_bytes);
+                    e.sources = sources;
+                    self.entries.insert(i, e);
+                }
+            }
+        }
+    }
+
+    /// Starts a poll of every root that is not still busy, then waits (a
+    /// bounded time) for them.
+    async fn poll_roots(&mut self, rescan: bool) {
+        for e in &mut self.entries {
+            e.rescan_pending |= rescan;
+            if let Some(mut t) = e.tracker.take() {
+                let rescan = std::mem::take(&mut e.rescan_pending);
+                e.task = Some((
+                    tokio::task::spawn_blocking(move || {
+                        let out = t.poll(rescan);
+                        (t, out)
+                    }),
+                    Instant::now(),
+                ));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + POLL_WAIT;
+        let max_line = self.config.max_line_bytes;
+        let mut backlog = false;
+        for e in &mut self.entries {
+            let Some((task, since)) = &mut e.task else {
+                continue;
+            };
+            match tokio::time::timeout_at(deadline, &mut *task).await {
+                Ok(Ok((tracker, out))) => {
+                    e.tracker = Some(tracker);
+                    e.task = None;
+                    if e.hung {
+                        tracing::info!(root = %e.path.display(), "runner root readable again");
+                        e.hung = false;
+                    }
+                    if out.root.error != e.last.error {
+                        if let Some(err) = &out.root.error {
+                            tracing::warn!(root = %e.path.display(), error = %err, "runner root problem");
+                        } else {
+                            tracing::info!(root = %e.path.display(), "runner root problem resolved");
+                        }
+                    }
+                    if e.work_dir.as_ref() != Some(&out.work_dir) {
+                        e.work_dir = Some(out.work_dir);
+                        e.work_due = true;
+                    }
+                    backlog |= out.backlog;
+                    e.last = out.root;
+                }
+                Ok(Err(join)) => {
+                    // A panic in the poll: start over with a fresh tracker
+                    // (start-up reading again, counters kept).
+                    let msg = format!("polling the runner root failed: {join}");
+                    tracing::error!(root = %e.path.display(), error = %msg, "runner root poll failed");
+                    e.task = None;
+                    e.tracker = Some(Box::new(RootTracker::new(e.path.clone(), max_line)));
+                    e.last.error = Some(msg);
+                }
+                Err(_) => {
+                    let busy = since.elapsed();
+                    if busy >= HUNG_AFTER && !e.hung {
+                        e.hung = true;
+                        tracing::warn!(root = %e.path.display(), "reading the runner root does not return (hung filesystem?)");
+                    }
+                    if e.hung {
+                        e.last.accessible = false;
+                        e.last.error = Some(format!(
+                            "reading {} has not returned for more than {}s (hung filesystem?)",
+                            e.path.display(),
+                            HUNG_AFTER.as_secs()
+                        ));
+                    }
+                }
+            }
+        }
+        self.backlog = backlog;
+    }
+
+    /// Samples each work folder's filesystem (on rescans and when the
+    /// folder changed), never waiting on a hung mount twice.
+    async fn sample_work_filesystems(&mut self, rescan: bool) {
+        let mut fresh = vec![false; self.entries.len()];
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            if e.work_task.is_some() || !(rescan || e.work_due) {
+                continue;
+            }
+            fresh[i] = true;
+            let Some(dir) = e.work_dir.clone() else {
+                continue;
+            };
+            e.work_due = false;
+            e.work_task = Some(tokio::task::spawn_blocking(move || {
+                registration::work_filesystem(&dir)
+            }));
+        }
+        let deadline = tokio::time::Instant::now() + STATVFS_WAIT;
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            let Some(task) = &mut e.work_task else {
+                continue;
+            };
+            if !fresh[i] && !task.is_finished() {
+                // Hung since an earlier tick: not waited on again.
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(result) => {
+                    e.work_task = None;
+                    e.work_fs = match result {
+                        Ok(Ok(u)) => Some(u),
+                        Ok(Err(err)) => {
+                            tracing::debug!(root = %e.path.display(), error = %err, "statvfs of the work folder failed");
+                            None
+                        }
+                        Err(_) => None,
+                    };
+                }
+                Err(_) => {
+                    // Hung: no figure until the call returns; its result is
+                    // picked up (without waiting) on a later tick.
+                    if e.work_fs.take().is_some() {
+                        tracing::debug!(root = %e.path.display(), "statvfs of the work folder did not return in time");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Collector for RunnerCollector {
+    type State = RunnerState;
+    const NAME: &'static str = "runner";
+
+    fn section(snap: &mut Snapshot) -> &mut Section<RunnerState> {
+        &mut snap.runner
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(15)
+    }
+
+    async fn wait(&mut self) {
+        let delay = if self.backlog {
+            BACKLOG_DELAY
+        } else {
+            self.config.log_poll_interval.get()
+        };
+        tokio::time::sleep(delay).await;
+    }
+
+    async fn collect(&mut self, store: &Arc<Store>) -> anyhow::Result<Outcome<RunnerState>> {
+        let rescan = self
+            .last_rescan
+            .is_none_or(|t| t.elapsed() >= self.config.rescan_interval.get());
+        if rescan {
+            self.last_rescan = Some(Instant::now());
+        }
+        let units = self.unit_roots(store);
+        self.discover_globs(rescan).await;
+        self.update_roots(&units);
+        self.poll_roots(rescan).await;
+        self.sample_work_filesystems(rescan).await;
+        let state = RunnerState {
+            roots: self.entries.iter().map(RootEntry::published).collect(),
+        };
+        if self.published.as_ref() == Some(&state) {
+            return Ok(Outcome::Unchanged);
+        }
+        self.published = Some(state.clone());
+        Ok(Outcome::Changed(state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RunnerConfig;
+    use crate::snapshot::{SystemdState, UnitState};
+
+    fn copy_fixture(name: &str, to: &std::path::Path) {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/runner")
+            .join(name);
+        std::fs::create_dir_all(to.join("_diag")).unwrap();
+        for f in [".runner", ".service"] {
+            if from.join(f).exists() {
+                std::fs::copy(from.join(f), to.join(f)).unwrap();
+            }
+        }
+        for e in std::fs::read_dir(from.join("_diag")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join("_diag").join(e.file_name())).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn roots_from_config_units_and_globs_are_merged() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("actions-runner-a");
+        let b = t.path().join("actions-runner-b");
+        let c = t.path().join("elsewhere");
+        copy_fixture("basic", &a);
+        copy_fixture("broken", &b);
+        copy_fixture("broken", &c);
+        let mut config = Config::default();
+        config.runner_files.root_patterns = vec![format!("{}/actions-runner*", t.path().display())];
+        config.runners.push(RunnerConfig {
+            root: Some(format!("{}/", a.display()).into()),
+            ..Default::default()
+        });
+        let store = Store::new(Snapshot::new(&config));
+        let unit = |wd: &std::path::Path| UnitState {
+            name: "actions.runner.x.y.service".into(),
+            working_directory: Some(wd.to_path_buf()),
+            ..Default::default()
+        };
+        store.update(true, |s| {
+            s.systemd.state = Some(SystemdState {
+                units: vec![unit(&a), unit(&c.join("."))],
+            })
+        });
+        let mut collector = RunnerCollector::new(&config);
+        let Outcome::Changed(state) = collector.collect(&store).await.unwrap() else {
+            panic!("the first run changes the state");
+        };
+        let found: Vec<(PathBuf, RootSources)> = state
+            .roots
+            .iter()
+            .map(|r| (r.root.clone(), r.sources))
+            .collect();
+        let src = |config, unit, glob| RootSources { config, unit, glob };
+        assert_eq!(
+            found,
+            [
+                (a.clone(), src(true, true, true)),
+                (b.clone(), src(false, false, true)),
+                (c.clone(), src(false, true, false)),
+            ]
+        );
+        assert!(state
+            .roots
+            .iter()
+            .all(|r| r.accessible && r.error.is_none()));
+        assert_eq!(
+            state.roots[0].service_unit.as_deref(),
+            Some("actions.runner.acme-app.linux_runner.service")
+        );
+        // Nothing new: no re-render.
+        assert!(matches!(
+            collector.collect(&store).await.unwrap(),
+            Outcome::Unchanged
+        ));
+        // The unit goes away: its root is dropped.
+        store.update(true, |s| {
+            s.systemd.state = Some(SystemdState {
+                units: vec![unit(&a)],
+            })
+        });
+        let Outcome::Changed(state) = collector.collect(&store).await.unwrap() else {
+            panic!("a root was removed");
+        };
+        assert_eq!(state.roots.len(), 2);
+    }
+}

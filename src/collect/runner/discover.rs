@@ -1,0 +1,235 @@
+//! Finding runner roots: `[[runner]] root`, unit working directories and
+//! the `[runner_files] root_patterns` globs. A glob match is a root when it
+//! is a directory holding `.runner` or `_diag` (checked with `stat`, never
+//! by opening anything).
+
+use std::path::{Component, Path, PathBuf};
+
+/// Most directory entries looked at per directory while expanding a glob.
+const MAX_ENTRIES_PER_DIR: usize = 10_000;
+/// Most roots one pattern can yield.
+const MAX_MATCHES: usize = 256;
+
+/// A path with `.` components and trailing slashes removed, so that the
+/// same root written two ways is one root.
+pub fn normalize(p: &Path) -> PathBuf {
+    p.components().filter(|c| *c != Component::CurDir).collect()
+}
+
+/// Shell-style wildcard match of one path component: `*`, `?`, `[abc]`,
+/// `[a-z]`, `[!x]`. Iterative with single-star backtracking.
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi, ni));
+                    pi += 1;
+                    continue;
+                }
+                '?' => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                '[' => {
+                    if let Some((matched, next)) = class_match(&p, pi, n[ni]) {
+                        if matched {
+                            pi = next;
+                            ni += 1;
+                            continue;
+                        }
+                    } else if n[ni] == '[' {
+                        // An unclosed '[' is literal.
+                        pi += 1;
+                        ni += 1;
+                        continue;
+                    }
+                }
+                c if c == n[ni] => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, sn)) => {
+                pi = sp + 1;
+                ni = sn + 1;
+                star = Some((sp, sn + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Matches `c` against the class starting at `p[start] == '['`; returns
+/// (matched, index after the class), or None if the class is unclosed.
+fn class_match(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < p.len() {
+        if p[i] == ']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+            if p[i] <= c && c <= p[i + 2] {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if p[i] == c {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    None
+}
+
+fn has_wildcard(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Directories matching an absolute glob pattern. Hidden names match only
+/// a pattern component that starts with a dot. Unreadable directories are
+/// skipped.
+pub fn glob_dirs(pattern: &str) -> Vec<PathBuf> {
+    let path = Path::new(pattern);
+    if !path.is_absolute() {
+        return Vec::new();
+    }
+    let mut current: Vec<PathBuf> = vec![PathBuf::from("/")];
+    for comp in path.components().skip(1) {
+        let Component::Normal(part) = comp else {
+            continue;
+        };
+        let part = part.to_string_lossy();
+        let mut next = Vec::new();
+        for dir in &current {
+            if !has_wildcard(&part) {
+                next.push(dir.join(part.as_ref()));
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.take(MAX_ENTRIES_PER_DIR).flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with('.') && !part.starts_with('.') {
+                    continue;
+                }
+                if wildcard_match(&part, name) {
+                    next.push(dir.join(name));
+                }
+            }
+        }
+        next.sort();
+        next.truncate(MAX_MATCHES);
+        current = next;
+        if current.is_empty() {
+            break;
+        }
+    }
+    current.retain(|p| p.is_dir());
+    current
+}
+
+/// True when `dir` looks like a runner root: it holds `.runner` or a
+/// `_diag` directory.
+pub fn is_runner_root(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(".runner")).is_ok()
+        || std::fs::metadata(dir.join("_diag")).is_ok_and(|m| m.is_dir())
+}
+
+/// Runner roots matching any of `patterns`, sorted, without duplicates.
+pub fn glob_roots(patterns: &[String]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = patterns
+        .iter()
+        .flat_map(|p| glob_dirs(p))
+        .filter(|d| is_runner_root(d))
+        .map(|d| normalize(&d))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        for (p, n) in [
+            ("actions-runner*", "actions-runner"),
+            ("actions-runner*", "actions-runner-2"),
+            ("*", "x"),
+            ("a?c", "abc"),
+            ("[ab]x", "bx"),
+            ("r[0-9]", "r7"),
+            ("r[!0-9]", "rx"),
+            ("*-runner-*", "gh-runner-1"),
+            ("a*b*c", "aXbYbZc"),
+            ("[", "["),
+        ] {
+            assert!(wildcard_match(p, n), "{p} should match {n}");
+        }
+        for (p, n) in [
+            ("actions-runner*", "my-actions-runner"),
+            ("a?c", "ac"),
+            ("r[0-9]", "rx"),
+            ("r[!0-9]", "r1"),
+            ("a*b", "abc"),
+        ] {
+            assert!(!wildcard_match(p, n), "{p} should not match {n}");
+        }
+    }
+
+    #[test]
+    fn globs_find_roots_with_runner_or_diag() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path();
+        for d in [
+            "home/alice/actions-runner/_diag",
+            "home/bob/actions-runner-2",
+            "home/bob/actions-runner-empty",
+            "home/.hidden/actions-runner/_diag",
+            "opt/other",
+        ] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::fs::write(base.join("home/bob/actions-runner-2/.runner"), b"{}").unwrap();
+        std::fs::write(base.join("home/bob/actions-runner-file"), b"").unwrap();
+        let pattern = format!("{}/home/*/actions-runner*", base.display());
+        let roots = glob_roots(&[pattern, format!("{}/nowhere/*", base.display())]);
+        assert_eq!(
+            roots,
+            [
+                base.join("home/alice/actions-runner"),
+                base.join("home/bob/actions-runner-2")
+            ]
+        );
+        assert!(glob_dirs("relative/*").is_empty());
+    }
+
+    #[test]
+    fn normalized_paths() {
+        assert_eq!(normalize(Path::new("/opt/r/")), Path::new("/opt/r"));
+        assert_eq!(normalize(Path::new("/opt/./r")), Path::new("/opt/r"));
+    }
+}

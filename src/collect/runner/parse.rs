@@ -1,0 +1,559 @@
+//! The runner agent's `_diag` line format and the messages the exporter
+//! understands, as pure functions, plus how a message changes [`LogState`].
+//!
+//! A line is `[yyyy-MM-dd HH:mm:ssZ LEVEL Source] message` (LEVEL is four
+//! characters: `INFO`, `WARN`, `ERR `, `VERB`, `CRIT`); a line without that
+//! prefix continues the previous entry (exception traces, HTTP dumps).
+//! Console output is traced as `WRITE LINE: ` / `WRITE ERROR: `, and the
+//! listener's status lines carry their own `yyyy-MM-dd HH:mm:ssZ: ` stamp.
+
+use crate::metrics::catalog::JOB_DURATION_BUCKETS;
+use crate::snapshot::{CurrentJob, JobResult, LogEvent, LogState};
+use crate::timefmt::parse_log_timestamp;
+
+/// Longest job display name kept (it becomes a label value of
+/// `github_runner_current_job_info`); longer names are cut at a character
+/// boundary.
+pub const MAX_JOB_NAME: usize = 256;
+/// Longest version string accepted from `Current runner version: '...'`.
+const MAX_VERSION: usize = 64;
+/// Recent events kept for the diagnosis.
+pub const RECENT_EVENTS: usize = 32;
+
+/// Severity of an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Err,
+    Verb,
+    Crit,
+}
+
+/// One entry's first line, split into its parts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Entry<'a> {
+    /// Seconds since the epoch.
+    pub ts: f64,
+    pub level: Level,
+    pub source: &'a str,
+    pub message: &'a str,
+}
+
+/// What one line of a `_diag` log is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Line<'a> {
+    /// The first line of an entry.
+    Entry(Entry<'a>),
+    /// A line without the prefix: it continues the previous entry.
+    Continuation,
+    /// Not something the agent writes: control characters (binary data), or
+    /// a timestamped prefix with an unknown level or no closing bracket.
+    Malformed,
+}
+
+/// C0 control characters other than tab, vertical tab, form feed, carriage
+/// return and escape (colour codes in job output), and DEL.
+fn is_binary(b: u8) -> bool {
+    matches!(b, 0x00..=0x08 | 0x0e..=0x1a | 0x1c..=0x1f | 0x7f)
+}
+
+/// Classifies one line (without its newline; a trailing `\r` is ignored).
+pub fn parse_line(line: &str) -> Line<'_> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.bytes().any(is_binary) {
+        return Line::Malformed;
+    }
+    let Some(rest) = line.strip_prefix('[') else {
+        return Line::Continuation;
+    };
+    // A continuation line may itself start with '[' (a JSON array in an
+    // HTTP dump): only a valid timestamp makes it an entry.
+    let Some(ts) = rest.get(..20).and_then(parse_log_timestamp) else {
+        return Line::Continuation;
+    };
+    let rest = &rest[20..];
+    let Some(rest) = rest.strip_prefix(' ') else {
+        return Line::Malformed;
+    };
+    let level = match rest.get(..4) {
+        Some("INFO") => Level::Info,
+        Some("WARN") => Level::Warn,
+        Some("ERR ") => Level::Err,
+        Some("VERB") => Level::Verb,
+        Some("CRIT") => Level::Crit,
+        _ => return Line::Malformed,
+    };
+    let Some(rest) = rest[4..].strip_prefix(' ') else {
+        return Line::Malformed;
+    };
+    let Some((source, message)) = rest.split_once(']') else {
+        return Line::Malformed;
+    };
+    if source.is_empty() || source.contains(' ') {
+        return Line::Malformed;
+    }
+    let message = message.strip_prefix(' ').unwrap_or(message);
+    Line::Entry(Entry {
+        ts,
+        level,
+        source,
+        message,
+    })
+}
+
+/// A message the exporter acts on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Msg<'a> {
+    /// `Current runner version: '<v>'`: a listener process started.
+    Version(&'a str),
+    /// `<ts>: Listening for Jobs`.
+    Listening,
+    /// `<ts>: Runner reconnected.`
+    Reconnected,
+    /// `<ts>: Runner connect error: ...`
+    ConnectError,
+    /// `<ts>: Running job: <name>`; `at` is the message's own timestamp.
+    JobStarted { name: &'a str, at: Option<f64> },
+    /// `<ts>: Job <name> completed with result: <result>`.
+    JobCompleted {
+        name: &'a str,
+        result: JobResult,
+        at: Option<f64>,
+    },
+    /// session_conflict, registration_deleted, auth_failed, update_started,
+    /// update_failed or clock_skew.
+    Event(LogEvent),
+    /// `Runner will exit shortly for update, ...`: the end of an update
+    /// that `Runner update in progress` usually announced already.
+    UpdateExiting,
+    /// `Runner execution has finished with return code <n>`.
+    ListenerExited(i32),
+}
+
+/// Recognises the messages listed in the fixtures' README. Console output
+/// (`WRITE LINE: ` / `WRITE ERROR: `) is unwrapped first.
+pub fn interpret(message: &str) -> Option<Msg<'_>> {
+    let text = message
+        .strip_prefix("WRITE LINE: ")
+        .or_else(|| message.strip_prefix("WRITE ERROR: "))
+        .unwrap_or(message);
+    let (at, body) = match text.get(..20).and_then(parse_log_timestamp) {
+        Some(t) if text[20..].starts_with(": ") => (Some(t), &text[22..]),
+        _ => (None, text),
+    };
+    if let Some(v) = body
+        .strip_prefix("Current runner version: '")
+        .and_then(|v| v.strip_suffix('\''))
+    {
+        let ok = !v.is_empty()
+            && v.len() <= MAX_VERSION
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+        return ok.then_some(Msg::Version(v));
+    }
+    if body == "Listening for Jobs" {
+        return Some(Msg::Listening);
+    }
+    if body == "Runner reconnected." {
+        return Some(Msg::Reconnected);
+    }
+    if body.starts_with("Runner connect error:") {
+        return Some(Msg::ConnectError);
+    }
+    if let Some(name) = body.strip_prefix("Running job: ") {
+        return Some(Msg::JobStarted { name, at });
+    }
+    if let Some(rest) = body.strip_prefix("Job ") {
+        // From the right: the display name can contain anything, including
+        // " completed with result: ".
+        if let Some((name, result)) = rest.rsplit_once(" completed with result: ") {
+            if let Some(result) = JobResult::parse(result.trim_end()) {
+                return Some(Msg::JobCompleted { name, result, at });
+            }
+        }
+        return None;
+    }
+    if let Some(code) = body.strip_prefix("Runner execution has finished with return code ") {
+        return code.trim().parse().ok().map(Msg::ListenerExited);
+    }
+    let event = if body.starts_with("A session for this runner already exists.") {
+        LogEvent::SessionConflict
+    } else if body.starts_with(
+        "Failed to create a session. The runner registration has been deleted from the server",
+    ) || body.starts_with("The runner no longer exists on the server.")
+    {
+        LogEvent::RegistrationDeleted
+    } else if body.starts_with("Authentication failed with status code") {
+        LogEvent::AuthFailed
+    } else if body.starts_with("Runner update in progress") {
+        LogEvent::UpdateStarted
+    } else if body.starts_with("Runner will exit shortly for update") {
+        return Some(Msg::UpdateExiting);
+    } else if body.starts_with("Runner update failed") {
+        LogEvent::UpdateFailed
+    } else if body.starts_with("The local machine's clock may be out of sync") {
+        LogEvent::ClockSkew
+    } else {
+        return None;
+    };
+    Some(Msg::Event(event))
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Parser state that is not part of the exported [`LogState`].
+#[derive(Clone, Debug, Default)]
+pub struct ParseAux {
+    /// `Runner update in progress` seen, exit for update not yet.
+    update_pending: bool,
+}
+
+/// How reading affects the counters: at start-up the exporter learns the
+/// present state from old lines but counts nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Startup,
+    Live,
+}
+
+fn event(logs: &mut LogState, e: LogEvent, ts: f64, mode: Mode) {
+    if mode == Mode::Live {
+        logs.events[e.index()] += 1;
+    }
+    if logs.recent.len() >= RECENT_EVENTS {
+        logs.recent.remove(0);
+    }
+    logs.recent.push((e, ts));
+}
+
+/// Applies one listener message, logged at `ts`, to the state.
+pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mode: Mode) {
+    match msg {
+        Msg::Version(v) => {
+            // A new listener process: not connected yet, no job, no exit.
+            if logs.version.as_deref() != Some(v) {
+                logs.version = Some(v.to_string());
+            }
+            logs.connected = Some(false);
+            logs.current_job = None;
+            logs.listener_exit_code = None;
+            aux.update_pending = false;
+        }
+        Msg::Listening => logs.connected = Some(true),
+        Msg::Reconnected => {
+            logs.connected = Some(true);
+            event(logs, LogEvent::Reconnected, ts, mode);
+        }
+        Msg::ConnectError => {
+            logs.connected = Some(false);
+            event(logs, LogEvent::ConnectError, ts, mode);
+        }
+        Msg::JobStarted { name, at } => {
+            logs.current_job = Some(CurrentJob {
+                name: truncate(name, MAX_JOB_NAME).to_string(),
+                started: at.unwrap_or(ts),
+            });
+        }
+        Msg::JobCompleted { name, result, at } => {
+            let at = at.unwrap_or(ts);
+            let job = logs.current_job.take();
+            if mode == Mode::Live {
+                if let Some(i) = JobResult::ALL.iter().position(|r| *r == result) {
+                    logs.jobs[i] += 1;
+                }
+                // The duration is known only when the start was seen.
+                if let Some(j) = job.filter(|j| j.name == truncate(name, MAX_JOB_NAME)) {
+                    logs.durations
+                        .observe(JOB_DURATION_BUCKETS, (at - j.started).max(0.0));
+                }
+            }
+            logs.last_job_completed = Some(at);
+        }
+        Msg::Event(e) => {
+            match e {
+                LogEvent::UpdateStarted => aux.update_pending = true,
+                LogEvent::UpdateFailed => aux.update_pending = false,
+                _ => {}
+            }
+            event(logs, e, ts, mode);
+        }
+        Msg::UpdateExiting => {
+            // One update, one event, whichever of its messages is seen.
+            if !aux.update_pending {
+                event(logs, LogEvent::UpdateStarted, ts, mode);
+            }
+            aux.update_pending = false;
+        }
+        Msg::ListenerExited(code) => {
+            logs.connected = Some(false);
+            logs.listener_exit_code = Some(code);
+            // The listener's worker does not outlive it.
+            logs.current_job = None;
+            aux.update_pending = false;
+            event(logs, LogEvent::ListenerExited, ts, mode);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: f64 = 1_767_603_600.0; // 2026-01-05 09:00:00Z
+
+    fn entry(line: &str) -> Entry<'_> {
+        match parse_line(line) {
+            Line::Entry(e) => e,
+            other => panic!("{line:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entries_levels_and_sources() {
+        let e = entry(
+            "[2026-01-05 09:00:01Z INFO Terminal] WRITE LINE: Current runner version: '2.330.0'",
+        );
+        assert_eq!(e.ts, T0 + 1.0);
+        assert_eq!(e.level, Level::Info);
+        assert_eq!(e.source, "Terminal");
+        assert_eq!(e.message, "WRITE LINE: Current runner version: '2.330.0'");
+        // ERR has a trailing space: two spaces before the source.
+        let e = entry(
+            "[2026-01-05 10:40:00Z ERR  MessageListener] Catch exception during get next message.",
+        );
+        assert_eq!(e.level, Level::Err);
+        assert_eq!(e.source, "MessageListener");
+        for (l, lvl) in [
+            ("WARN", Level::Warn),
+            ("VERB", Level::Verb),
+            ("CRIT", Level::Crit),
+        ] {
+            assert_eq!(entry(&format!("[2026-01-05 09:00:00Z {l} X] m")).level, lvl);
+        }
+        // A CRLF line and an empty message.
+        let e = entry("[2026-01-05 09:00:00Z INFO X] hello\r");
+        assert_eq!(e.message, "hello");
+        assert_eq!(entry("[2026-01-05 09:00:00Z INFO X]").message, "");
+    }
+
+    #[test]
+    fn continuations_and_malformed_lines() {
+        for l in [
+            " ---> System.Net.Sockets.SocketException (111): Connection refused",
+            "   at System.Net.Http.HttpConnectionPool.ConnectToTcpHostAsync(String host)",
+            "{",
+            "[1, 2, 3]",
+            "[]",
+            "",
+            "plain text with \u{1b}[31mcolour\u{1b}[0m",
+            "lint – ünïcödé",
+        ] {
+            assert_eq!(parse_line(l), Line::Continuation, "{l:?}");
+        }
+        for l in [
+            "[2026-01-05 09:00:00Z DBUG X] unknown level",
+            "[2026-01-05 09:00:00Z ERR X] one space after ERR",
+            "[2026-01-05 09:00:00Z INFO X no bracket",
+            "[2026-01-05 09:00:00ZINFO X] m",
+            "[2026-01-05 09:00:00Z INFO ] empty source",
+            "binary\u{0}data",
+            "\u{7f}\u{1}\u{2}",
+        ] {
+            assert_eq!(parse_line(l), Line::Malformed, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn listener_messages() {
+        assert_eq!(
+            interpret("WRITE LINE: Current runner version: '2.330.0'"),
+            Some(Msg::Version("2.330.0"))
+        );
+        assert_eq!(interpret("WRITE LINE: Current runner version: 'x y'"), None);
+        assert_eq!(
+            interpret("WRITE LINE: 2026-01-05 09:00:01Z: Listening for Jobs"),
+            Some(Msg::Listening)
+        );
+        assert_eq!(
+            interpret("WRITE LINE: 2026-01-05 10:41:30Z: Runner reconnected."),
+            Some(Msg::Reconnected)
+        );
+        assert_eq!(
+            interpret("WRITE LINE: 2026-01-05 10:40:00Z: Runner connect error: Connection refused (x:443). Retrying until reconnected."),
+            Some(Msg::ConnectError)
+        );
+        assert_eq!(
+            interpret("WRITE LINE: 2026-01-05 11:20:00Z: Running job: lint – ünïcödé"),
+            Some(Msg::JobStarted {
+                name: "lint – ünïcödé",
+                at: Some(T0 + 8400.0)
+            })
+        );
+        assert_eq!(
+            interpret("Runner execution has finished with return code 5"),
+            Some(Msg::ListenerExited(5))
+        );
+        assert_eq!(interpret("Connect to server."), None);
+        assert_eq!(
+            interpret("finish job request for job 7f1c with result: Succeeded"),
+            None
+        );
+        assert_eq!(interpret("Job request 7f1c2a44 processed succeed."), None);
+    }
+
+    #[test]
+    fn job_results_are_parsed_from_the_right() {
+        assert_eq!(
+            interpret("WRITE LINE: 2026-01-05 09:41:55Z: Job test: completed with result: maybe completed with result: Failed"),
+            Some(Msg::JobCompleted {
+                name: "test: completed with result: maybe",
+                result: JobResult::Failed,
+                at: Some(T0 + 41.0 * 60.0 + 55.0)
+            })
+        );
+        for r in JobResult::ALL {
+            let line = format!("Job a completed with result: {}", r.as_str());
+            assert!(
+                matches!(interpret(&line), Some(Msg::JobCompleted { result, .. }) if result == r),
+                "{line}"
+            );
+        }
+        assert_eq!(interpret("Job x completed with result: Exploded"), None);
+        assert_eq!(interpret("Job x completed with result: "), None);
+    }
+
+    #[test]
+    fn event_messages() {
+        let cases = [
+            ("WRITE ERROR: A session for this runner already exists.", LogEvent::SessionConflict),
+            ("WRITE ERROR: Failed to create a session. The runner registration has been deleted from the server, please re-configure.", LogEvent::RegistrationDeleted),
+            ("The runner no longer exists on the server. Please reconfigure the runner.", LogEvent::RegistrationDeleted),
+            ("Authentication failed with status code 401.", LogEvent::AuthFailed),
+            ("WRITE LINE: Runner update in progress, do not shutdown runner.", LogEvent::UpdateStarted),
+            ("WRITE ERROR: Runner update failed: download timed out", LogEvent::UpdateFailed),
+            ("WRITE ERROR: The local machine's clock may be out of sync with the server time by more than five minutes.", LogEvent::ClockSkew),
+        ];
+        for (m, e) in cases {
+            assert_eq!(interpret(m), Some(Msg::Event(e)), "{m}");
+        }
+        assert_eq!(
+            interpret("The session for this runner already exists."),
+            None,
+            "the listener's own note about the conflict is not a second event"
+        );
+        assert_eq!(
+            interpret("WRITE LINE: Runner will exit shortly for update, should be back online within 10 seconds."),
+            Some(Msg::UpdateExiting)
+        );
+    }
+
+    fn feed(logs: &mut LogState, aux: &mut ParseAux, lines: &[&str], mode: Mode) {
+        for l in lines {
+            if let Line::Entry(e) = parse_line(l) {
+                if let Some(m) = interpret(e.message) {
+                    apply(logs, aux, e.ts, m, mode);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn startup_learns_state_without_counting() {
+        let mut logs = LogState::default();
+        let mut aux = ParseAux::default();
+        feed(
+            &mut logs,
+            &mut aux,
+            &[
+                "[2026-01-05 09:00:01Z INFO Terminal] WRITE LINE: Current runner version: '2.330.0'",
+                "[2026-01-05 09:00:01Z INFO Terminal] WRITE LINE: 2026-01-05 09:00:01Z: Listening for Jobs",
+                "[2026-01-05 09:12:40Z INFO Terminal] WRITE LINE: 2026-01-05 09:12:40Z: Running job: build",
+                "[2026-01-05 09:19:02Z INFO Terminal] WRITE LINE: 2026-01-05 09:19:02Z: Job build completed with result: Succeeded",
+                "[2026-01-05 10:40:00Z INFO Terminal] WRITE LINE: 2026-01-05 10:40:00Z: Runner connect error: refused. Retrying until reconnected.",
+                "[2026-01-05 11:20:00Z INFO Terminal] WRITE LINE: 2026-01-05 11:20:00Z: Running job: lint",
+            ],
+            Mode::Startup,
+        );
+        assert_eq!(logs.version.as_deref(), Some("2.330.0"));
+        assert_eq!(logs.connected, Some(false));
+        assert_eq!(logs.jobs, [0; 6]);
+        assert_eq!(logs.events, [0; 9]);
+        assert_eq!(logs.durations.count(), 0);
+        assert_eq!(logs.recent, vec![(LogEvent::ConnectError, T0 + 6000.0)]);
+        assert_eq!(
+            logs.current_job,
+            Some(CurrentJob {
+                name: "lint".into(),
+                started: T0 + 8400.0
+            })
+        );
+        assert_eq!(logs.last_job_completed, Some(T0 + 19.0 * 60.0 + 2.0));
+    }
+
+    #[test]
+    fn live_lines_count_jobs_durations_and_events() {
+        let mut logs = LogState::default();
+        let mut aux = ParseAux::default();
+        feed(
+            &mut logs,
+            &mut aux,
+            &[
+                "[2026-01-05 09:00:00Z INFO Terminal] WRITE LINE: 2026-01-05 09:00:00Z: Running job: a",
+                "[2026-01-05 09:00:45Z INFO Terminal] WRITE LINE: 2026-01-05 09:00:45Z: Job a completed with result: Succeeded",
+                "[2026-01-05 09:01:00Z INFO Terminal] WRITE LINE: 2026-01-05 09:01:00Z: Job b completed with result: Failed",
+                "[2026-01-05 09:02:00Z INFO Terminal] WRITE LINE: Runner update in progress, do not shutdown runner.",
+                "[2026-01-05 09:02:10Z INFO Terminal] WRITE LINE: Runner will exit shortly for update, should be back online within 10 seconds.",
+                "[2026-01-05 09:02:11Z INFO Listener] Runner execution has finished with return code 3",
+                "[2026-01-05 09:03:00Z INFO Terminal] WRITE LINE: Runner will exit shortly for update, should be back online within 10 seconds.",
+            ],
+            Mode::Live,
+        );
+        assert_eq!(logs.jobs, [1, 0, 1, 0, 0, 0]);
+        // Only the job whose start was seen has a duration.
+        assert_eq!(logs.durations.count(), 1);
+        assert_eq!(logs.durations.sum, 45.0);
+        assert_eq!(logs.durations.counts[2], 1, "45 s falls in the 60 s bucket");
+        assert_eq!(logs.events[LogEvent::UpdateStarted.index()], 2);
+        assert_eq!(logs.events[LogEvent::ListenerExited.index()], 1);
+        assert_eq!(logs.listener_exit_code, Some(3));
+        assert_eq!(logs.connected, Some(false));
+        assert!(logs.current_job.is_none());
+    }
+
+    #[test]
+    fn recent_events_are_bounded() {
+        let mut logs = LogState::default();
+        let mut aux = ParseAux::default();
+        for i in 0..100 {
+            apply(
+                &mut logs,
+                &mut aux,
+                f64::from(i),
+                Msg::Event(LogEvent::AuthFailed),
+                Mode::Live,
+            );
+        }
+        assert_eq!(logs.recent.len(), RECENT_EVENTS);
+        assert_eq!(logs.recent[RECENT_EVENTS - 1].1, 99.0);
+        assert_eq!(logs.events[LogEvent::AuthFailed.index()], 100);
+    }
+
+    #[test]
+    fn long_names_are_cut_at_char_boundaries() {
+        let name = "é".repeat(200);
+        let cut = truncate(&name, MAX_JOB_NAME);
+        assert!(cut.len() <= MAX_JOB_NAME && cut.chars().all(|c| c == 'é'));
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}
