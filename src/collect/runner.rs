@@ -26,9 +26,9 @@ use crate::config::Config;
 use crate::config::RunnerFilesConfig;
 use crate::snapshot::{FsUsage, RootSources, RunnerRoot, RunnerState, Section, Snapshot, Store};
 use root::{PollOutput, RootTracker};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
@@ -42,14 +42,51 @@ const STATVFS_WAIT: Duration = Duration::from_secs(1);
 /// Poll delay while a root has unread bytes left.
 const BACKLOG_DELAY: Duration = Duration::from_millis(10);
 
-type PollTask = JoinHandle<(Box<RootTracker>, PollOutput)>;
+/// One root to poll: its path, its tracker and whether this is a rescan.
+type Job = (PathBuf, Box<RootTracker>, bool);
+
+/// What a poll sends back: the tracker and its output, or the panic
+/// message (the tracker is dropped: its state cannot be trusted).
+type Done = (PathBuf, Result<(Box<RootTracker>, PollOutput), String>);
+
+/// Polls that returned, waiting to be taken back by the collector, and a
+/// wake-up for it.
+#[derive(Default)]
+struct Returned {
+    done: Mutex<Vec<Done>>,
+    notify: tokio::sync::Notify,
+}
+
+/// Polls queued roots one after the other until the queue is empty, then
+/// wakes the collector once.
+fn poll_worker(queue: Arc<Mutex<VecDeque<Job>>>, returned: Arc<Returned>) {
+    loop {
+        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+        let Some((path, mut tracker, rescan)) = job else {
+            break;
+        };
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tracker.poll(rescan)));
+        let result = match result {
+            Ok(out) => Ok((tracker, out)),
+            Err(p) => Err(super::panic_message(&*p)),
+        };
+        returned
+            .done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((path, result));
+    }
+    returned.notify.notify_one();
+}
 
 struct RootEntry {
     path: PathBuf,
     sources: RootSources,
     /// None while a poll holds it.
     tracker: Option<Box<RootTracker>>,
-    task: Option<(PollTask, Instant)>,
+    /// When the poll holding the tracker was queued.
+    busy_since: Option<Instant>,
     rescan_pending: bool,
     /// The last poll's view (sources and work_fs filled in when published).
     last: RunnerRoot,
@@ -70,7 +107,7 @@ impl RootEntry {
             },
             path,
             sources: RootSources::default(),
-            task: None,
+            busy_since: None,
             rescan_pending: false,
             hung: false,
             work_dir: None,
@@ -98,6 +135,7 @@ pub struct RunnerCollector {
     last_rescan: Option<Instant>,
     published: Option<RunnerState>,
     backlog: bool,
+    returned: Arc<Returned>,
 }
 
 impl RunnerCollector {
@@ -119,6 +157,7 @@ impl RunnerCollector {
             last_rescan: None,
             published: None,
             backlog: false,
+            returned: Arc::default(),
         }
     }
 
@@ -204,78 +243,132 @@ impl RunnerCollector {
         }
     }
 
-    /// Starts a poll of every root that is not still busy, then waits (a
-    /// bounded time) for them.
+    /// Polls every root that is not still busy on one blocking task, then
+    /// waits (a bounded time) for the results.
     async fn poll_roots(&mut self, rescan: bool) {
+        // Polls that returned after an earlier tick's wait.
+        self.take_returned();
+        let mut queue = VecDeque::new();
+        let now = Instant::now();
         for e in &mut self.entries {
             e.rescan_pending |= rescan;
-            if let Some(mut t) = e.tracker.take() {
-                let rescan = std::mem::take(&mut e.rescan_pending);
-                e.task = Some((
-                    tokio::task::spawn_blocking(move || {
-                        let out = t.poll(rescan);
-                        (t, out)
-                    }),
-                    Instant::now(),
+            if let Some(t) = e.tracker.take() {
+                queue.push_back((e.path.clone(), t, std::mem::take(&mut e.rescan_pending)));
+                e.busy_since = Some(now);
+            }
+        }
+        let mut backlog = false;
+        let queued: Vec<PathBuf> = queue.iter().map(|(p, _, _)| p.clone()).collect();
+        if !queue.is_empty() {
+            let queue = Arc::new(Mutex::new(queue));
+            let (q, r) = (Arc::clone(&queue), Arc::clone(&self.returned));
+            tokio::task::spawn_blocking(move || poll_worker(q, r));
+            let deadline = tokio::time::Instant::now() + POLL_WAIT;
+            loop {
+                backlog |= self.take_returned();
+                // Wait for this tick's polls only, not for one hung since
+                // an earlier tick.
+                let pending = queued.iter().any(|p| {
+                    self.entries
+                        .binary_search_by(|e| e.path.cmp(p))
+                        .is_ok_and(|i| self.entries[i].busy_since.is_some())
+                });
+                if !pending {
+                    break;
+                }
+                // A wake-up stored before this wait starts is not lost.
+                let notified = self.returned.notify.notified();
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    backlog |= self.take_returned();
+                    break;
+                }
+            }
+            // Roots queued behind a poll that does not return are taken
+            // back: the next tick polls them on a new task.
+            let left: Vec<Job> = queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+                .collect();
+            for (path, tracker, rescan) in left {
+                if let Ok(i) = self.entries.binary_search_by(|e| e.path.cmp(&path)) {
+                    let e = &mut self.entries[i];
+                    e.tracker = Some(tracker);
+                    e.busy_since = None;
+                    e.rescan_pending |= rescan;
+                }
+            }
+        }
+        for e in &mut self.entries {
+            let Some(since) = e.busy_since else {
+                continue;
+            };
+            if since.elapsed() >= HUNG_AFTER {
+                if !e.hung {
+                    e.hung = true;
+                    tracing::warn!(root = %e.path.display(), "reading the runner root does not return (hung filesystem?)");
+                }
+                e.last.accessible = false;
+                e.last.error = Some(format!(
+                    "reading {} has not returned for more than {}s (hung filesystem?)",
+                    e.path.display(),
+                    HUNG_AFTER.as_secs()
                 ));
             }
         }
-        let deadline = tokio::time::Instant::now() + POLL_WAIT;
-        let max_line = self.config.max_line_bytes;
+        self.backlog = backlog;
+    }
+
+    /// Takes back every root whose poll returned. Returns true when one
+    /// has bytes left.
+    fn take_returned(&mut self) -> bool {
+        let done =
+            std::mem::take(&mut *self.returned.done.lock().unwrap_or_else(|e| e.into_inner()));
         let mut backlog = false;
-        for e in &mut self.entries {
-            let Some((task, since)) = &mut e.task else {
-                continue;
-            };
-            match tokio::time::timeout_at(deadline, &mut *task).await {
-                Ok(Ok((tracker, out))) => {
-                    e.tracker = Some(tracker);
-                    e.task = None;
-                    if e.hung {
-                        tracing::info!(root = %e.path.display(), "runner root readable again");
-                        e.hung = false;
-                    }
-                    if out.root.error != e.last.error {
-                        if let Some(err) = &out.root.error {
-                            tracing::warn!(root = %e.path.display(), error = %err, "runner root problem");
-                        } else {
-                            tracing::info!(root = %e.path.display(), "runner root problem resolved");
-                        }
-                    }
-                    if e.work_dir.as_ref() != Some(&out.work_dir) {
-                        e.work_dir = Some(out.work_dir);
-                        e.work_due = true;
-                    }
-                    backlog |= out.backlog;
-                    e.last = out.root;
-                }
-                Ok(Err(join)) => {
-                    // A panic in the poll: start over with a fresh tracker
-                    // (start-up reading again, counters kept).
-                    let msg = format!("polling the runner root failed: {join}");
-                    tracing::error!(root = %e.path.display(), error = %msg, "runner root poll failed");
-                    e.task = None;
-                    e.tracker = Some(Box::new(RootTracker::new(e.path.clone(), max_line)));
-                    e.last.error = Some(msg);
-                }
-                Err(_) => {
-                    let busy = since.elapsed();
-                    if busy >= HUNG_AFTER && !e.hung {
-                        e.hung = true;
-                        tracing::warn!(root = %e.path.display(), "reading the runner root does not return (hung filesystem?)");
-                    }
-                    if e.hung {
-                        e.last.accessible = false;
-                        e.last.error = Some(format!(
-                            "reading {} has not returned for more than {}s (hung filesystem?)",
-                            e.path.display(),
-                            HUNG_AFTER.as_secs()
-                        ));
-                    }
-                }
+        for d in done {
+            backlog |= self.finish(d);
+        }
+        backlog
+    }
+
+    /// Takes back a polled root. Returns true when it has bytes left.
+    fn finish(&mut self, (path, result): Done) -> bool {
+        let Ok(i) = self.entries.binary_search_by(|e| e.path.cmp(&path)) else {
+            // The root was dropped meanwhile.
+            return false;
+        };
+        let max_line = self.config.max_line_bytes;
+        let e = &mut self.entries[i];
+        e.busy_since = None;
+        if e.hung {
+            tracing::info!(root = %e.path.display(), "runner root readable again");
+            e.hung = false;
+        }
+        let (tracker, out) = match result {
+            Ok(x) => x,
+            Err(panic) => {
+                // Start over with a fresh tracker (start-up reading again).
+                let msg = format!("polling the runner root panicked: {panic}");
+                tracing::error!(root = %e.path.display(), error = %msg, "runner root poll failed");
+                e.tracker = Some(Box::new(RootTracker::new(e.path.clone(), max_line)));
+                e.last.error = Some(msg);
+                return false;
+            }
+        };
+        e.tracker = Some(tracker);
+        if out.root.error != e.last.error {
+            if let Some(err) = &out.root.error {
+                tracing::warn!(root = %e.path.display(), error = %err, "runner root problem");
+            } else if e.last.error.is_some() {
+                tracing::info!(root = %e.path.display(), "runner root problem resolved");
             }
         }
-        self.backlog = backlog;
+        if e.work_dir.as_ref() != Some(&out.work_dir) {
+            e.work_dir = Some(out.work_dir);
+            e.work_due = true;
+        }
+        e.last = out.root;
+        out.backlog
     }
 
     /// Samples each work folder's filesystem (on rescans and when the

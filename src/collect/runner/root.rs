@@ -14,6 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A directory whose mtime is this recent may change again within the
 /// same timestamp tick: list it again on the next poll.
 const RECENT_MTIME_SECS: i64 = 2;
+/// `_diag` is listed at least once every this many polls (10 minutes at
+/// the default 1 s poll interval).
+const FORCE_LIST_POLLS: u32 = 600;
 
 /// What a file looked like last time: changes mean "read it again".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +123,7 @@ pub struct RootTracker {
     runner_file: Option<Sig>,
     diag: Option<Sig>,
     relist: bool,
+    polls_since_list: u32,
     runner_log: Tail,
     worker_log: Tail,
     logs: LogState,
@@ -144,6 +148,7 @@ impl RootTracker {
             runner_file: None,
             diag: None,
             relist: false,
+            polls_since_list: 0,
             runner_log: Tail::default(),
             worker_log: Tail::default(),
             logs: LogState::default(),
@@ -162,7 +167,11 @@ impl RootTracker {
         if self.root_error.is_none() && (first || rescan) {
             self.read_service();
         }
-        let backlog = self.poll_logs(first || rescan);
+        // `_diag` is listed when its mtime changes; a full listing now and
+        // then guards against a filesystem whose mtime lags.
+        self.polls_since_list += 1;
+        let force_list = first || self.polls_since_list >= FORCE_LIST_POLLS;
+        let backlog = self.poll_logs(force_list);
         let was_accessible = self.accessible;
         self.accessible = self.root_error.is_none() && self.diag_error.is_none();
         if was_accessible && !self.accessible {
@@ -262,6 +271,7 @@ impl RootTracker {
                 }
                 self.diag = Some(sig);
                 if relist {
+                    self.polls_since_list = 0;
                     // A change within the same timestamp tick would not
                     // change the mtime: look again next time.
                     let now = SystemTime::now()

@@ -351,10 +351,15 @@ impl Tail {
         if startup {
             self.high_water = listed.first().cloned();
         }
-        for (idx, (name, ino)) in listed.iter().enumerate().take(MAX_CANDIDATES) {
-            if self.rejected.contains(&(name.clone(), *ino)) {
-                continue;
-            }
+        // Names already found not to be regular files are passed over
+        // without using up the candidates tried per listing.
+        let candidates: Vec<(usize, &Listed)> = listed
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !self.rejected.contains(*l))
+            .take(MAX_CANDIDATES)
+            .collect();
+        for (idx, (name, ino)) in candidates {
             if self.current.is_some() {
                 // Fresh size: bytes written just before the switch count.
                 self.check();
