@@ -1295,3 +1295,141 @@ fn a_runner_installed_after_startup_is_found_and_counted() {
     );
     assert!(!m.contains("runner=\"later\""), "named by agentName now");
 }
+
+/// A bindfs mount run in the foreground by the test: stopping the daemon
+/// makes every access to the mount hang, like a dead NFS server.
+struct FuseMount {
+    child: std::process::Child,
+    mountpoint: PathBuf,
+}
+
+impl FuseMount {
+    /// None when bindfs or FUSE is unavailable here.
+    fn new(source: &Path, mountpoint: &Path) -> Option<FuseMount> {
+        if !Path::new("/dev/fuse").exists() {
+            return None;
+        }
+        std::fs::create_dir_all(mountpoint).unwrap();
+        let child = Command::new("bindfs")
+            .arg("-f")
+            .arg(source)
+            .arg(mountpoint)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut m = FuseMount {
+            child,
+            mountpoint: mountpoint.to_path_buf(),
+        };
+        let mounted = testkit::wait_for(Duration::from_secs(5), || {
+            if let Ok(Some(_)) = m.child.try_wait() {
+                return Some(false);
+            }
+            mountpoint.join(".runner").exists().then_some(true)
+        });
+        // On failure, dropping `m` unmounts and reaps bindfs.
+        (mounted == Some(true)).then_some(m)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for FuseMount {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = Command::new("fusermount")
+            .arg("-u")
+            .arg(&self.mountpoint)
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_hung_filesystem_stalls_only_its_own_root() {
+    let t = Roots::new();
+    let source = t.copy("basic", "hung-source");
+    let other = t.copy("broken", "ok");
+    let mountpoint = t.path().join("hung");
+    let Some(mount) = FuseMount::new(&source, &mountpoint) else {
+        eprintln!("SKIPPED: needs bindfs and /dev/fuse (Debian package bindfs)");
+        return;
+    };
+    let cfg = config(t.path(), &[(&mountpoint, None), (&other, None)], "");
+    let e = start(&cfg, &[]);
+    ready_all(&e, &["linux_runner", "deploy-primary"]);
+
+    // The mount hangs: every stat, open and read on it blocks.
+    mount.signal(libc::SIGSTOP);
+    append(
+        &other.join("_diag/Runner_20260106-090000-utc.log"),
+        status(
+            "2026-01-06 10:00:00Z",
+            "Job x completed with result: Succeeded",
+        )
+        .as_bytes(),
+    );
+    let m = e
+        .wait_metrics(Duration::from_secs(10), |m| {
+            jobs(m, "deploy-primary", "Succeeded") == Some(1.0)
+        })
+        .expect("the other root is still read");
+    assert_eq!(
+        sample_value(
+            &m,
+            "github_runner_exporter_collector_success{collector=\"runner\"}"
+        ),
+        Some(1.0)
+    );
+    let m = e
+        .wait_metrics(Duration::from_secs(15), |m| {
+            runner_val(m, "github_runner_root_accessible", "linux_runner") == Some(0.0)
+        })
+        .expect("the hung root is reported not accessible");
+    assert_eq!(
+        runner_val(&m, "github_runner_root_accessible", "deploy-primary"),
+        Some(1.0)
+    );
+    for _ in 0..3 {
+        quick_metrics(&e);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    append(
+        &other.join("_diag/Runner_20260106-090000-utc.log"),
+        status(
+            "2026-01-06 10:05:00Z",
+            "Job y completed with result: Failed",
+        )
+        .as_bytes(),
+    );
+    wait(&e, "the other root still counted", |m| {
+        jobs(m, "deploy-primary", "Failed") == Some(1.0)
+    });
+    // Lines the runner wrote meanwhile are read once the mount recovers.
+    append(
+        &source.join("_diag").join(RUNNER_LOG),
+        status(
+            "2026-01-05 11:30:00Z",
+            &format!("Job {LINT_JOB} completed with result: Succeeded"),
+        )
+        .as_bytes(),
+    );
+    mount.signal(libc::SIGCONT);
+    let m = e
+        .wait_metrics(Duration::from_secs(10), |m| {
+            runner_val(m, "github_runner_root_accessible", "linux_runner") == Some(1.0)
+                && jobs(m, "linux_runner", "Succeeded") == Some(1.0)
+        })
+        .expect("the root recovers");
+    assert_eq!(
+        runner_val(&m, "github_runner_job_running", "linux_runner"),
+        Some(0.0)
+    );
+    drop(e);
+    drop(mount);
+}
