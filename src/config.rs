@@ -140,7 +140,9 @@ pub struct RunnerFilesConfig {
     pub root_patterns: Vec<String>,
     /// How often the newest `_diag` logs are checked for new bytes.
     pub log_poll_interval: Dur,
-    /// How often runner roots are searched again and `.runner` re-read.
+    /// How often runner roots are searched again, `.service` re-read and
+    /// the work folder's filesystem sampled (`.runner` is re-read on the
+    /// first poll after it changes).
     pub rescan_interval: Dur,
     /// Longest log line kept; longer lines are skipped and counted.
     pub max_line_bytes: usize,
