@@ -319,10 +319,8 @@ fn runners_that_vanish_from_the_fleet_lose_their_series() {
     );
 }
 
-/// Needs the runner files collector (issue 4), which reads `.runner`: it
-/// passed with that branch merged in. Un-ignore once both are on main.
+/// With the runner files collector reading `.runner` (agentId, gitHubUrl).
 #[test]
-#[ignore = "needs the runner files collector (issue 4); un-ignore once it is on main"]
 fn self_scope_looks_up_each_local_runner_by_agent_id() {
     let fake = FakeGithub::start();
     fake.set_runners(REPO, official_runners());
