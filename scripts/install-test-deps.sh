@@ -10,6 +10,7 @@ declare -A want=(
   [dbus-daemon]=dbus
   [openssl]=openssl
   [curl]=curl
+  [bindfs]=bindfs
   [python3]=python3
 )
 missing=()
