@@ -76,6 +76,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the exporter (the default).
     Serve,
+    /// Check the runners on this host now and name the likely root cause:
+    /// collects once here (works while the daemon is down), or asks a
+    /// running exporter with --url. Exit 0 healthy, 1 warnings, 2 failing.
+    Check(crate::check::CheckArgs),
     /// Write the generated files (metric reference, man page, alert rules,
     /// Grafana dashboard) under a directory. With --config.file, the alerts
     /// and dashboard use its [health] thresholds.

@@ -1,6 +1,7 @@
 //! runner-health-exporter: a Prometheus exporter for self-hosted GitHub
 //! Actions runners. See ARCHITECTURE.md for the map.
 
+pub mod check;
 pub mod cli;
 pub mod collect;
 pub mod config;

@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         None | Some(Command::Serve) => daemon::serve(&cli),
+        Some(Command::Check(args)) => runner_health_exporter::check::run(&cli, args),
         Some(Command::Generate { output_dir }) => daemon::generate(&cli, output_dir),
         Some(Command::Config {
             command: ConfigCommand::Check,

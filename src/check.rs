@@ -1,0 +1,267 @@
+//! `runner-health-exporter check`: the incident command. Collects once
+//! in-process (so it works while the daemon is down) or asks a running
+//! daemon's `/health` (`--url`), then prints each runner's checks and the
+//! diagnosis. Exit 0 healthy, 1 warnings only, 2 failing.
+
+use crate::cli::Cli;
+use crate::collect::{self, github::GithubCollector, host::HostCollector, runner::RunnerCollector};
+use crate::config::{Config, Scope};
+use crate::health::{self, Report, Selector};
+use crate::snapshot::{now_unix, Snapshot, Store};
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Ask a running exporter instead of collecting here, e.g.
+    /// http://runner-host:9101 (credentials as http://user:pass@host:9101).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Only this runner.
+    #[arg(long)]
+    pub runner: Option<String>,
+    /// Only runners with this role (from [[runner]] role).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Only runners of this environment.
+    #[arg(long)]
+    pub environment: Option<String>,
+}
+
+/// Runs every enabled collector once, in dependency order: systemd (unit
+/// working directories), runner files (roots, registrations), GitHub (by
+/// the registrations), host.
+pub async fn collect_once(config: &Config) -> Arc<Store> {
+    let store = Store::new(Snapshot::new(config));
+    if config.runner_files.enabled {
+        let mut c = RunnerCollector::new(config);
+        collect::run_once(&mut c, &store).await;
+    }
+    let scope = config.github_scope();
+    if scope != Scope::Off {
+        let mut c = GithubCollector::new(config.github.clone(), scope, Arc::clone(&store));
+        collect::run_once(&mut c, &store).await;
+    }
+    if config.host.enabled {
+        let mut c = HostCollector::new(config.host.clone());
+        collect::run_once(&mut c, &store).await;
+    }
+    store
+}
+
+fn selector(args: &CheckArgs) -> Selector {
+    Selector {
+        runner: args.runner.clone(),
+        role: args.role.clone(),
+        environment: args.environment.clone(),
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The `/health` URL for `--url`: the path defaults to /health, the
+/// selection flags become query parameters.
+pub fn health_url(base: &str, args: &CheckArgs) -> anyhow::Result<hyper::Uri> {
+    let uri: hyper::Uri = base
+        .parse()
+        .with_context(|| format!("invalid --url {base:?}"))?;
+    let scheme = uri.scheme_str().unwrap_or("http");
+    if scheme != "http" && scheme != "https" {
+        bail!("--url must be http:// or https://, got {base:?}");
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| anyhow!("--url needs a host: {base:?}"))?;
+    let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+    let path = match uri.path() {
+        "" | "/" => "/health",
+        p => p,
+    };
+    let mut query: Vec<String> = uri.query().map(|q| vec![q.to_string()]).unwrap_or_default();
+    for (k, v) in [
+        ("runner", &args.runner),
+        ("role", &args.role),
+        ("environment", &args.environment),
+    ] {
+        if let Some(v) = v {
+            query.push(format!("{k}={}", percent_encode(v)));
+        }
+    }
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    format!("{scheme}://{host}{path}{q}")
+        .parse()
+        .with_context(|| format!("invalid --url {base:?}"))
+}
+
+async fn fetch(base: &str, args: &CheckArgs) -> anyhow::Result<Report> {
+    let uri = health_url(base, args)?;
+    let userinfo = base
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|auth| auth.rsplit_once('@'))
+        .map(|(ui, _)| ui.to_string());
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https);
+    let mut req =
+        hyper::Request::get(uri.clone()).header(hyper::header::ACCEPT, "application/json");
+    if let Some(ui) = userinfo {
+        req = req.header(
+            hyper::header::AUTHORIZATION,
+            format!("Basic {}", base64(ui.as_bytes())),
+        );
+    }
+    let req = req
+        .body(Full::new(Bytes::new()))
+        .context("building the request")?;
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .map_err(|_| anyhow!("{uri} did not answer within 10 s"))?
+        .with_context(|| format!("cannot reach {uri}"))?;
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), 8 * 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|e| anyhow!("reading the answer of {uri}: {e}"))?
+        .to_bytes();
+    if status != hyper::StatusCode::OK && status != hyper::StatusCode::SERVICE_UNAVAILABLE {
+        bail!(
+            "{uri} answered {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        );
+    }
+    serde_json::from_slice(&body)
+        .with_context(|| format!("{uri} did not answer with a health report"))
+}
+
+fn base64(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Colour only on a terminal, and never with NO_COLOR set.
+fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
+    // The report goes to stdout; keep collector chatter to warnings unless
+    // asked for more.
+    let level = match cli.log_level {
+        crate::logging::LogLevel::Debug | crate::logging::LogLevel::Trace => cli.log_level,
+        _ => crate::logging::LogLevel::Warn,
+    };
+    crate::logging::init(level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = runtime.block_on(async {
+        match &args.url {
+            Some(url) => fetch(url, args).await,
+            None => {
+                let config = crate::config::load(cli.config_source())?;
+                let store = collect_once(&config).await;
+                let snap = store.read();
+                Ok(health::evaluate(&snap, &selector(args), now_unix()))
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match report {
+        Ok(report) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", health::render_text(&report, use_color()));
+            }
+            ExitCode::from(health::exit_code(&report))
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> CheckArgs {
+        CheckArgs {
+            json: false,
+            url: None,
+            runner: None,
+            role: Some("primary".into()),
+            environment: None,
+        }
+    }
+
+    #[test]
+    fn urls_default_to_health_and_carry_the_selection() {
+        assert_eq!(
+            health_url("http://host:9101", &args()).unwrap().to_string(),
+            "http://host:9101/health?role=primary"
+        );
+        assert_eq!(
+            health_url("https://u:p@host:9101/health?runner=a", &args())
+                .unwrap()
+                .to_string(),
+            "https://host:9101/health?runner=a&role=primary"
+        );
+        assert!(health_url("ftp://host", &args()).is_err());
+        assert_eq!(base64(b"u:p"), "dTpw");
+    }
+}
