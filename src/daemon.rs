@@ -2,7 +2,10 @@
 //! the renderer and the HTTP server together.
 
 use crate::cli::Cli;
-use crate::collect::{self, github::GithubCollector, host::HostCollector, runner::RunnerCollector};
+use crate::collect::{
+    self, github::GithubCollector, host::HostCollector, runner::RunnerCollector,
+    systemd::SystemdCollector,
+};
 use crate::config::{Config, Scope};
 use crate::http::{self, App};
 use crate::logging;
@@ -156,6 +159,13 @@ pub fn spawn_collectors(config: &Config, store: &Arc<Store>, shutdown: &watch::R
     if config.host.enabled {
         collect::spawn(
             HostCollector::new(config.host.clone()),
+            Arc::clone(store),
+            shutdown.clone(),
+        );
+    }
+    if config.systemd.enabled {
+        collect::spawn(
+            SystemdCollector::new(config.systemd.clone(), config.health.crashloop_window.get()),
             Arc::clone(store),
             shutdown.clone(),
         );

@@ -255,6 +255,8 @@ pub struct UnitState {
     pub exec_main_status: Option<i32>,
     pub working_directory: Option<PathBuf>,
     pub control_group: Option<String>,
+    /// MainPID; None when no main process runs.
+    pub main_pid: Option<u32>,
     pub listener: Option<ProcStats>,
     pub worker: Option<ProcStats>,
 }

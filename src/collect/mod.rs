@@ -11,6 +11,7 @@ pub mod github;
 pub mod host;
 pub mod process;
 pub mod runner;
+pub mod systemd;
 
 use crate::snapshot::{now_unix, Section, Snapshot, Store};
 use futures_util::FutureExt;
