@@ -4,11 +4,13 @@
 //! and talks to it over real HTTP on loopback.
 
 pub mod fake_github;
+pub mod fake_systemd;
 pub mod http;
 pub mod pki;
 pub mod process;
 
 pub use fake_github::{Failure, FakeGithub};
+pub use fake_systemd::{FakeSystemd, Unit};
 pub use http::{get, get_with, Response};
 pub use process::Exporter;
 
