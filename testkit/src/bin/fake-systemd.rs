@@ -15,7 +15,7 @@
 //! add UNIT [WORKING_DIRECTORY] | remove UNIT
 //! delay MILLISECONDS | missing-method NAME | missing-property NAME
 //! kill-bus | restart-bus
-//! calls            (answers `calls TOTAL`)
+//! calls [METHOD]   (answers `calls N`: all calls, or those of METHOD)
 //! quit
 //! ```
 //!
@@ -90,6 +90,7 @@ fn run(fake: &FakeSystemd, line: &str) -> Result<Option<String>, String> {
             Ok(None)
         }
         ["calls"] => Ok(Some(format!("calls {}", fake.total_calls()))),
+        ["calls", method] => Ok(Some(format!("calls {}", fake.calls(method)))),
         _ => Err(format!("unknown command: {line}")),
     }
 }
