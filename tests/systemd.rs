@@ -586,3 +586,53 @@ fn runner_processes_are_found_by_root_and_by_cgroup() {
     })
     .expect("processes gone");
 }
+
+/// The check `check` of runner `runner` in `/health` (JSON).
+fn health_check(e: &Exporter, runner: &str, check: &str) -> Option<(String, String)> {
+    let r = e.get_with(
+        "GET",
+        &format!("/health?runner={runner}"),
+        &[("Accept", "application/json")],
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.body()).ok()?;
+    v["runners"][0]["checks"]
+        .as_array()?
+        .iter()
+        .find(|c| c["check"] == check)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+}
+
+#[test]
+fn restarts_observed_within_the_window_make_a_crash_loop() {
+    // Restarts from before the exporter started are not a crash loop.
+    let fake = FakeSystemd::start([Unit::running(R1).with_restarts(7)]);
+    let config = format!("{NO_POLL}[health]\ncrashloop_restarts = 3\ncrashloop_window = \"15m\"\n");
+    let (e, _d) = exporter(&fake, &config);
+    let ok = testkit::wait_for(Duration::from_secs(10), || {
+        health_check(&e, "linux-1", "not_crash_looping").filter(|(s, _)| s == "ok")
+    });
+    assert!(ok.is_some(), "log:\n{}", e.logs());
+    for n in 8..=10 {
+        fake.update(R1, |u| {
+            u.n_restarts = n;
+            u.start();
+        });
+        e.wait_metrics(Duration::from_secs(2), |m| {
+            sample_value(
+                m,
+                &format!(
+                    "github_runner_service_restarts_total{{runner=\"linux-1\",unit=\"{R1}\"}}"
+                ),
+            ) == Some(f64::from(n))
+        })
+        .expect("restart seen");
+    }
+    let (status, reason) = health_check(&e, "linux-1", "not_crash_looping").expect("check present");
+    assert_eq!(status, "fail", "{reason}");
+    assert!(reason.contains("restarted 3 times"), "{reason}");
+}

@@ -177,7 +177,7 @@ impl SystemdCollector {
                     tracing::warn!(
                         unit = %unit.name,
                         property = prop,
-                        "systemd does not provide this property (older systemd?); its series are left out"
+                        "systemd does not provide this property (older systemd, or not a service unit); its series are left out"
                     );
                 }
             }
