@@ -636,3 +636,34 @@ fn restarts_observed_within_the_window_make_a_crash_loop() {
     assert_eq!(status, "fail", "{reason}");
     assert!(reason.contains("restarted 3 times"), "{reason}");
 }
+
+#[test]
+fn no_bus_at_all_is_a_clear_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("unix:path={}", dir.path().join("no-such-socket").display());
+    let e = Exporter::start(BIN, &[], &[("DBUS_SYSTEM_BUS_ADDRESS", &addr)]);
+    let m = e
+        .wait_metrics(Duration::from_secs(10), |m| {
+            sample_value(
+                m,
+                "github_runner_exporter_collector_errors_total{collector=\"systemd\"}",
+            )
+            .is_some_and(|n| n >= 1.0)
+        })
+        .unwrap_or_else(|| panic!("failure recorded; log:\n{}", e.logs()));
+    assert_eq!(success(&m), Some(0.0));
+    assert!(!m.contains("github_runner_service_state{"), "{m}");
+    let logs = e.logs();
+    assert!(
+        logs.contains("connecting to the D-Bus system bus") && logs.contains("no-such-socket"),
+        "{logs}"
+    );
+    // The other collectors and /metrics are unaffected.
+    assert_eq!(
+        sample_value(
+            &m,
+            "github_runner_exporter_collector_success{collector=\"host\"}"
+        ),
+        Some(1.0)
+    );
+}
