@@ -96,7 +96,7 @@ pub struct SystemdCollector {
     restarts: HashMap<String, RestartHistory>,
     /// Things logged once: missing properties, unusable configured units.
     warned: HashSet<String>,
-    procs: procs::ProcReader,
+    procs: procs::ProcLookup,
 }
 
 impl SystemdCollector {
@@ -116,7 +116,7 @@ impl SystemdCollector {
             next_processes: now,
             restarts: HashMap::new(),
             warned: HashSet::new(),
-            procs: procs::ProcReader::default(),
+            procs: procs::ProcLookup::default(),
         }
     }
 
@@ -198,7 +198,7 @@ impl SystemdCollector {
                 );
             }
         }
-        self.procs.fill(&mut units);
+        self.procs.fill(&mut units).await;
         {
             let mut i = self.interest();
             i.paths = units.iter().map(|u| u.object_path.clone()).collect();
@@ -481,7 +481,7 @@ impl Collector for SystemdCollector {
         let state = match &prev {
             Some(p) if self.next == Next::Processes && bus_ok => {
                 let mut s = p.clone();
-                self.procs.fill(&mut s.units);
+                self.procs.fill(&mut s.units).await;
                 self.next_processes = Instant::now() + PROCESS_REFRESH;
                 s
             }

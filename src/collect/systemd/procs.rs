@@ -11,12 +11,65 @@
 use crate::snapshot::{ProcStats, UnitState};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub const LISTENER: &str = "Runner.Listener";
 pub const WORKER: &str = "Runner.Worker";
 
 /// Deepest cgroup nesting followed below a unit's cgroup.
 const MAX_CGROUP_DEPTH: usize = 32;
+
+/// Longest the collector waits for a process lookup.
+const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+
+/// Runs process lookups off the async workers: they read /proc, /sys and
+/// the runner root, and a hung filesystem must not stall the runtime. A
+/// lookup still running when the next one is due makes that one skip.
+#[derive(Default)]
+pub struct ProcLookup {
+    reader: Arc<ProcReader>,
+    busy: Arc<AtomicBool>,
+    warned: bool,
+}
+
+impl ProcLookup {
+    /// Fills `listener` and `worker` of every unit; on a lookup that does
+    /// not finish in time they stay empty.
+    pub async fn fill(&mut self, units: &mut Vec<UnitState>) {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            self.warn("the previous lookup of runner processes has not finished");
+            return;
+        }
+        let reader = Arc::clone(&self.reader);
+        let busy = Arc::clone(&self.busy);
+        let mut copy = units.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            reader.fill(&mut copy);
+            busy.store(false, Ordering::Release);
+            copy
+        });
+        match tokio::time::timeout(LOOKUP_WAIT, task).await {
+            Ok(Ok(filled)) => {
+                *units = filled;
+                self.warned = false;
+            }
+            Ok(Err(_)) => {
+                self.busy.store(false, Ordering::Release);
+                self.warn("the lookup of runner processes failed");
+            }
+            Err(_) => self.warn("the lookup of runner processes did not finish within 2s"),
+        }
+    }
+
+    fn warn(&mut self, what: &str) {
+        if !self.warned {
+            self.warned = true;
+            tracing::warn!("{what} (a hung filesystem?); processes are reported as not running");
+        }
+    }
+}
 
 pub struct ProcReader {
     proc_root: PathBuf,
