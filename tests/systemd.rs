@@ -667,3 +667,33 @@ fn no_bus_at_all_is_a_clear_failure() {
         Some(1.0)
     );
 }
+
+#[test]
+fn one_runner_label_from_the_root_the_unit_points_at() {
+    // The unit's WorkingDirectory leads the runner collector to the root;
+    // its .runner names the runner, and the unit's series use that name.
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("srv-runner");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(
+        testkit::fixtures_dir().join("runner/basic/.runner"),
+        root.join(".runner"),
+    )
+    .unwrap();
+    let fake = FakeSystemd::start([Unit::running(TRUNCATED).with_working_directory(&root)]);
+    let config = format!("{NO_POLL}[runner_files]\nroot_patterns = []\n");
+    let (e, _d) = exporter(&fake, &config);
+    let m = e
+        .wait_metrics(Duration::from_secs(10), |m| {
+            state(m, "linux_runner", TRUNCATED, "active") == Some(1.0)
+        })
+        .unwrap_or_else(|| panic!("agentName labels the unit; metrics:\n{}", e.metrics()));
+    assert!(
+        !m.contains("runner=\"build-run-4821\""),
+        "one label per runner, not the unit-derived one as well:\n{m}"
+    );
+    assert!(
+        m.contains("github_runner_process_running{runner=\"linux_runner\",process=\"listener\"} 0"),
+        "{m}"
+    );
+}
