@@ -4,7 +4,10 @@
 //! diagnosis. Exit 0 healthy, 1 warnings only, 2 failing.
 
 use crate::cli::Cli;
-use crate::collect::{self, github::GithubCollector, host::HostCollector, runner::RunnerCollector};
+use crate::collect::{
+    self, github::GithubCollector, host::HostCollector, runner::RunnerCollector,
+    systemd::SystemdCollector,
+};
 use crate::config::{Config, Scope};
 use crate::health::{self, Report, Selector};
 use crate::snapshot::{now_unix, Snapshot, Store};
@@ -41,6 +44,11 @@ pub struct CheckArgs {
 /// the registrations), host.
 pub async fn collect_once(config: &Config) -> Arc<Store> {
     let store = Store::new(Snapshot::new(config));
+    if config.systemd.enabled {
+        let mut c =
+            SystemdCollector::new(config.systemd.clone(), config.health.crashloop_window.get());
+        collect::run_once(&mut c, &store).await;
+    }
     if config.runner_files.enabled {
         let mut c = RunnerCollector::new(config);
         collect::run_once(&mut c, &store).await;

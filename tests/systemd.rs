@@ -697,3 +697,47 @@ fn one_runner_label_from_the_root_the_unit_points_at() {
         "{m}"
     );
 }
+
+#[test]
+fn check_reads_units_once_in_process() {
+    let mut failed = Unit::running(GHES);
+    failed.fail(1);
+    let fake = FakeSystemd::start([Unit::running(R1), failed].into_iter().chain(others()));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "[runner_files]\nroot_patterns = []\n").unwrap();
+    let arg = format!("--config.file={}", file.display());
+    let addr = fake.address();
+    let out = testkit::process::run(
+        BIN,
+        &["check", &arg, "--json"],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &addr)],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let check = |runner: &str| -> String {
+        v["runners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["runner"] == runner)
+            .and_then(|r| {
+                r["checks"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["check"] == "service_active")
+                    .map(|c| c["status"].as_str().unwrap_or("").to_string())
+            })
+            .unwrap_or_else(|| panic!("no service_active check for {runner}: {stdout}"))
+    };
+    assert_eq!(check("linux-1"), "ok");
+    assert_eq!(check("ghes-2"), "fail");
+    assert!(!stdout.contains("ssh.service"), "{stdout}");
+    assert!(fake.calls("ListUnitsByPatterns") >= 1);
+}
