@@ -11,6 +11,7 @@ declare -A want=(
   [openssl]=openssl
   [curl]=curl
   [bindfs]=bindfs
+  [setpriv]=util-linux
   [python3]=python3
 )
 missing=()
