@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A want=(
   [promtool]=prometheus
   [prometheus]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
   [dbus-daemon]=dbus
   [openssl]=openssl
   [curl]=curl
