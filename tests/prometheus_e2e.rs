@@ -113,7 +113,10 @@ fn webhook() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
 
 /// Every query of the dashboard with Grafana's variables filled in as
 /// "All", and the variable queries as (label, match[]) pairs.
-fn dashboard_queries() -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// (title or label, query or selector) pairs.
+type Queries = Vec<(String, String)>;
+
+fn dashboard_queries() -> (Queries, Queries) {
     let text =
         std::fs::read_to_string(Path::new(ROOT_DIR).join("grafana/runner-health.json")).unwrap();
     let d: Value = serde_json::from_str(&text).unwrap();
