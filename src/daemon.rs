@@ -2,11 +2,8 @@
 //! the renderer and the HTTP server together.
 
 use crate::cli::Cli;
-use crate::collect::{
-    self, github::GithubCollector, host::HostCollector, runner::RunnerCollector,
-    systemd::SystemdCollector,
-};
-use crate::config::{Config, Scope};
+use crate::collect::{self, set::CollectorSet};
+use crate::config::Config;
 use crate::http::{self, App};
 use crate::logging;
 use crate::metrics::render;
@@ -139,52 +136,62 @@ async fn watchdog_loop(
     }
 }
 
-async fn wait_for_signal() -> &'static str {
+/// Waits for SIGTERM or SIGINT (returned) and reloads on SIGHUP.
+async fn signals(
+    cli: &Cli,
+    store: &Arc<Store>,
+    app: &App,
+    collectors: &mut CollectorSet,
+    notifier: &Notifier,
+) -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
+        tracing::error!("cannot install signal handlers");
         std::future::pending::<()>().await;
         return "none";
     };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    loop {
+        tokio::select! {
+            _ = term.recv() => return "SIGTERM",
+            _ = int.recv() => return "SIGINT",
+            _ = hup.recv() => {
+                notifier.reloading();
+                reload(cli, store, app, collectors);
+                notifier.ready("reloaded");
+            }
+        }
     }
 }
 
-/// Starts every enabled collector on its own task.
-pub fn spawn_collectors(config: &Config, store: &Arc<Store>, shutdown: &watch::Receiver<bool>) {
-    if config.host.enabled {
-        collect::spawn(
-            HostCollector::new(config.host.clone()),
-            Arc::clone(store),
-            shutdown.clone(),
-        );
+/// Re-reads the config and the web config. Both valid: they take effect
+/// (collectors whose settings changed restart, the listeners stay). Either
+/// invalid: logged, the old ones stay, and
+/// github_runner_exporter_config_last_reload_successful turns 0.
+fn reload(cli: &Cli, store: &Arc<Store>, app: &App, collectors: &mut CollectorSet) {
+    let config = crate::config::load(cli.config_source());
+    let web = cli.web_config_file.as_deref().map(crate::webconfig::load);
+    let (config, web) = match (config, web.transpose()) {
+        (Ok(c), Ok(w)) => (c, w),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "reload failed; keeping the running configuration");
+            store.update(true, |s| s.reload.last_ok = false);
+            return;
+        }
+    };
+    let restarted = collectors.apply(&config);
+    if let Some(web) = web {
+        app.set_web(web);
     }
-    if config.systemd.enabled {
-        collect::spawn(
-            SystemdCollector::new(config.systemd.clone(), config.health.crashloop_window.get()),
-            Arc::clone(store),
-            shutdown.clone(),
-        );
-    }
-    if config.runner_files.enabled {
-        collect::spawn(
-            RunnerCollector::new(config),
-            Arc::clone(store),
-            shutdown.clone(),
-        );
-    }
-    let scope = config.github_scope();
-    if scope != Scope::Off {
-        collect::spawn(
-            GithubCollector::new(config.github.clone(), scope, Arc::clone(store)),
-            Arc::clone(store),
-            shutdown.clone(),
-        );
-    }
+    store.update(true, |s| {
+        s.apply_config(&config);
+        s.reload.last_ok = true;
+        s.reload.last_success = crate::snapshot::now_unix();
+    });
+    tracing::info!(restarted = %restarted.join(","), "configuration reloaded");
 }
 
 /// `serve`: runs until SIGTERM or SIGINT.
@@ -266,7 +273,8 @@ async fn run(cli: &Cli, config: Config) -> ExitCode {
         config.host.sample_interval.get(),
         shutdown_rx.clone(),
     ));
-    spawn_collectors(&config, &store, &shutdown_rx);
+    let mut collectors = CollectorSet::new(Arc::clone(&store));
+    collectors.apply(&config);
     let app = Arc::new(App::new(
         Arc::clone(&store),
         cli.telemetry_path.clone(),
@@ -301,9 +309,10 @@ async fn run(cli: &Cli, config: Config) -> ExitCode {
             shutdown_rx.clone(),
         ));
     }
-    let signal = wait_for_signal().await;
+    let signal = signals(cli, &store, &app, &mut collectors, &notifier).await;
     tracing::info!(signal, "shutting down");
     notifier.stopping();
+    collectors.stop_all();
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     ExitCode::SUCCESS

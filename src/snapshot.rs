@@ -113,6 +113,41 @@ impl Snapshot {
         }
     }
 
+    /// Takes a reloaded config: which collectors are enabled and how often
+    /// they report, runner roles, health thresholds. A disabled collector's
+    /// state is dropped; an enabled one keeps its state until it reports.
+    pub fn apply_config(&mut self, config: &crate::config::Config) {
+        fn set<T>(s: &mut Section<T>, enabled: bool, interval: Duration) {
+            if !enabled {
+                *s = Section::new(false, interval);
+            }
+            s.enabled = enabled;
+            s.interval = interval;
+        }
+        set(
+            &mut self.host,
+            config.host.enabled,
+            config.host.sample_interval.get(),
+        );
+        set(
+            &mut self.systemd,
+            config.systemd.enabled,
+            config.systemd.resync_interval.get(),
+        );
+        set(
+            &mut self.runner,
+            config.runner_files.enabled,
+            config.runner_files.rescan_interval.get(),
+        );
+        set(
+            &mut self.github,
+            config.github_scope() != Scope::Off,
+            config.github.poll_interval.get(),
+        );
+        self.runner_config = config.runners.clone();
+        self.health_config = config.health.clone();
+    }
+
     /// Bookkeeping of each collector, by name, in [`COLLECTORS`] order.
     pub fn sections(&self) -> [(&'static str, SectionMeta<'_>); 4] {
         [

@@ -11,6 +11,7 @@ pub mod github;
 pub mod host;
 pub mod process;
 pub mod runner;
+pub mod set;
 pub mod systemd;
 
 use crate::snapshot::{now_unix, Section, Snapshot, Store};
