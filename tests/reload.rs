@@ -143,7 +143,7 @@ fn runners_added_on_reload_are_watched() {
         .unwrap();
     let second = root_copy(dir.path(), "runner-b");
     std::fs::write(
-        &second.join(".runner"),
+        second.join(".runner"),
         std::fs::read_to_string(second.join(".runner"))
             .unwrap()
             .replace("linux_runner", "second_runner"),
