@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod duration;
 pub mod generate;
+pub mod glob;
 pub mod health;
 pub mod http;
 pub mod identity;

@@ -16,90 +16,6 @@ pub fn normalize(p: &Path) -> PathBuf {
     p.components().filter(|c| *c != Component::CurDir).collect()
 }
 
-/// Shell-style wildcard match of one path component: `*`, `?`, `[abc]`,
-/// `[a-z]`, `[!x]`. Iterative with single-star backtracking.
-pub fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() {
-            match p[pi] {
-                '*' => {
-                    star = Some((pi, ni));
-                    pi += 1;
-                    continue;
-                }
-                '?' => {
-                    pi += 1;
-                    ni += 1;
-                    continue;
-                }
-                '[' => {
-                    if let Some((matched, next)) = class_match(&p, pi, n[ni]) {
-                        if matched {
-                            pi = next;
-                            ni += 1;
-                            continue;
-                        }
-                    } else if n[ni] == '[' {
-                        // An unclosed '[' is literal.
-                        pi += 1;
-                        ni += 1;
-                        continue;
-                    }
-                }
-                c if c == n[ni] => {
-                    pi += 1;
-                    ni += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        match star {
-            Some((sp, sn)) => {
-                pi = sp + 1;
-                ni = sn + 1;
-                star = Some((sp, sn + 1));
-            }
-            None => return false,
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-/// Matches `c` against the class starting at `p[start] == '['`; returns
-/// (matched, index after the class), or None if the class is unclosed.
-fn class_match(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
-    let mut i = start + 1;
-    let negate = matches!(p.get(i), Some('!') | Some('^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    while i < p.len() {
-        if p[i] == ']' && !first {
-            return Some((matched != negate, i + 1));
-        }
-        first = false;
-        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-            if p[i] <= c && c <= p[i + 2] {
-                matched = true;
-            }
-            i += 3;
-        } else {
-            if p[i] == c {
-                matched = true;
-            }
-            i += 1;
-        }
-    }
-    None
-}
-
 fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
@@ -133,7 +49,7 @@ pub fn glob_dirs(pattern: &str) -> Vec<PathBuf> {
                 if name.starts_with('.') && !part.starts_with('.') {
                     continue;
                 }
-                if wildcard_match(&part, name) {
+                if crate::glob::matches(&part, name) {
                     next.push(dir.join(name));
                 }
             }
@@ -187,7 +103,7 @@ mod tests {
             ("a*b*c", "aXbYbZc"),
             ("[", "["),
         ] {
-            assert!(wildcard_match(p, n), "{p} should match {n}");
+            assert!(crate::glob::matches(p, n), "{p} should match {n}");
         }
         for (p, n) in [
             ("actions-runner*", "my-actions-runner"),
@@ -196,7 +112,7 @@ mod tests {
             ("r[!0-9]", "r1"),
             ("a*b", "abc"),
         ] {
-            assert!(!wildcard_match(p, n), "{p} should not match {n}");
+            assert!(!crate::glob::matches(p, n), "{p} should not match {n}");
         }
     }
 

@@ -6,7 +6,6 @@
 //! (replies included) while a queue is full, so the signals are drained by
 //! a task of their own that never waits on the collector.
 
-use super::glob;
 use crate::duration::Dur;
 use futures_util::StreamExt;
 use std::collections::HashSet;
@@ -116,7 +115,7 @@ impl Interest {
     fn unit_new(&self, name: &str) -> bool {
         !self.configured.contains(name)
             && !self.names.contains(name)
-            && glob::any(&self.patterns, name)
+            && crate::glob::any(&self.patterns, name)
     }
 
     fn unit_removed(&self, name: &str) -> bool {

@@ -30,7 +30,6 @@
 //! doubling up to 30 s.
 
 mod bus;
-pub mod glob;
 mod procs;
 
 use super::{Collector, Outcome};
@@ -267,7 +266,7 @@ async fn list_units(
         .context("calling org.freedesktop.systemd1.Manager.ListUnits")?;
     Ok(all
         .into_iter()
-        .filter(|u| glob::any(patterns, &u.0))
+        .filter(|u| crate::glob::any(patterns, &u.0))
         .map(listed)
         .collect())
 }

@@ -1,8 +1,8 @@
-//! Unit name patterns as systemd matches them: `fnmatch(3)` with
-//! `FNM_NOESCAPE`, so `*`, `?` and `[...]` are special and a backslash is an
-//! ordinary character. Used when systemd has no `ListUnitsByPatterns`
-//! (older than 230) and the exporter filters `ListUnits` itself, and to tell
-//! relevant `UnitNew` signals from the rest.
+//! Shell-style wildcards as `fnmatch(3)` with `FNM_NOESCAPE` matches them:
+//! `*`, `?` and `[...]` (`[a-z]`, `[!x]`) are special, a backslash is an
+//! ordinary character. One implementation serves unit name patterns (as
+//! systemd matches them, when it has no `ListUnitsByPatterns` and for
+//! `UnitNew` signals) and runner root globs (one path component at a time).
 
 /// True when `name` matches `pattern`.
 pub fn matches(pattern: &str, name: &str) -> bool {
