@@ -2,6 +2,7 @@
 //! listener; an invalid file is logged and the running one kept, as
 //! Prometheus does (github_runner_exporter_config_last_reload_*).
 
+use base64::Engine as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -181,7 +182,12 @@ fn web_config_reload_switches_credentials() {
     std::fs::write(&web, users("alice")).unwrap();
     std::fs::set_permissions(&web, std::fs::Permissions::from_mode(0o600)).unwrap();
     let e = Exporter::start(BIN, &[&format!("--web.config.file={}", web.display())], &[]);
-    let auth = |u: &str| format!("Basic {}", b64(&format!("{u}:pw")));
+    let auth = |u: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:pw"))
+        )
+    };
     let status = |u: &str| {
         e.get_with("GET", "/metrics", &[("Authorization", &auth(u))])
             .status
@@ -208,24 +214,4 @@ fn web_config_reload_switches_credentials() {
     })
     .expect("reload failure visible");
     assert_eq!(status("bob"), 200);
-}
-
-fn b64(s: &str) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let data = s.as_bytes();
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                A[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
