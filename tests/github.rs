@@ -4,9 +4,10 @@
 //! the tests assert both what it asked and what /metrics shows.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use testkit::copy_dir;
 use testkit::fake_github::{generated_runners, official_runners, FakeApp, Request};
 use testkit::{sample_value, Exporter, Failure, FakeGithub};
 
@@ -370,19 +371,6 @@ fn self_scope_looks_up_each_local_runner_by_agent_id() {
         "a 404 for a runner is an answer, not a failure"
     );
     assert!(value(&m, "github_runner_github_api_requests_total{code=\"404\"}").unwrap() >= 1.0);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// Starts with a good poll, then makes every answer `failure`; returns

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use testkit::copy_dir;
 use testkit::{Exporter, FakeGithub, FakeSystemd, Unit};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-health-exporter");
@@ -21,20 +22,6 @@ struct Env {
     root: PathBuf,
     systemd: FakeSystemd,
     github: FakeGithub,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644)).unwrap();
-        }
-    }
 }
 
 impl Env {

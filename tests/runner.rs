@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::copy_dir;
 use testkit::{sample_value, Exporter};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-health-exporter");
@@ -17,19 +18,6 @@ const LINT_JOB: &str = "lint \u{2713} \u{fc}n\u{ef}c\u{f6}d\u{e9}";
 const RUNNER_LOG: &str = "Runner_20260105-090000-utc.log";
 /// Lines appended after start-up must show within this.
 const SOON: Duration = Duration::from_secs(5);
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
 
 /// A temporary directory holding copies of fixture roots.
 struct Roots {
@@ -212,31 +200,6 @@ fn statvfs_size(path: &Path) -> u64 {
     }
 }
 
-fn promtool_check(text: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (Debian package prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn startup_learns_the_present_state_and_counts_nothing() {
     // On tmpfs when there is one, so the work folder's filesystem differs
@@ -391,7 +354,7 @@ fn startup_learns_the_present_state_and_counts_nothing() {
         ),
         Some(2.0)
     );
-    let (ok, report) = promtool_check(&m);
+    let (ok, report) = testkit::promtool_check_metrics(&m);
     assert!(
         ok && report.trim().is_empty(),
         "promtool findings:\n{report}"

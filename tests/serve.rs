@@ -9,29 +9,6 @@ use testkit::{sample_value, Exporter};
 const BIN: &str = env!("CARGO_BIN_EXE_runner-health-exporter");
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-fn promtool_check_metrics(text: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (Debian package prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), report)
-}
-
 fn parse_openmetrics(text: &str) -> (bool, String) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -113,7 +90,7 @@ fn zero_config_serves_host_metrics_that_promtool_accepts() {
     assert!(text.contains("github_runner_exporter_build_info{version=\""));
     assert!(text.contains("rustc_version=\""));
 
-    let (ok, report) = promtool_check_metrics(&text);
+    let (ok, report) = testkit::promtool_check_metrics(&text);
     assert!(
         ok && report.trim().is_empty(),
         "promtool findings:\n{report}"

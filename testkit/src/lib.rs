@@ -55,3 +55,49 @@ pub fn sample_value(exposition: &str, series: &str) -> Option<f64> {
         }
     })
 }
+
+/// Copies a directory tree (a fixture runner root into a temp dir); files
+/// become writable so tests can append to logs.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).expect("create the copy's directory");
+    for entry in std::fs::read_dir(from).expect("read the fixture directory") {
+        let entry = entry.expect("a directory entry");
+        let dest = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("copy a fixture file");
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644))
+                .expect("make the copy writable");
+        }
+    }
+}
+
+/// `promtool check metrics` on an exposition: (clean, findings).
+pub fn promtool_check_metrics(text: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package prometheus)");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool finishes");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
