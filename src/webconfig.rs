@@ -405,7 +405,7 @@ pub fn parse(text: &str, dir: &Path) -> anyhow::Result<WebConfig> {
     let file: File = if text.trim().is_empty() {
         File::default()
     } else {
-        serde_yaml_ng::from_str(text).map_err(|e| anyhow!("{e}"))?
+        serde_saphyr::from_str(text).map_err(|e| anyhow!("{e}"))?
     };
     let tls = match &file.tls_server_config {
         Some(t) => tls_config(dir, t)?,
