@@ -11,6 +11,7 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 cargo build --release --quiet

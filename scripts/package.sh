@@ -18,6 +18,7 @@ need=()
 command -v lintian >/dev/null || need+=(lintian)
 command -v rpmlint >/dev/null || need+=(rpmlint)
 if [ "${#need[@]}" -gt 0 ]; then
+  $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 cargo deb --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-deb
