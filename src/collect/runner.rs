@@ -129,6 +129,10 @@ pub struct RunnerCollector {
     config: RunnerFilesConfig,
     config_roots: Vec<PathBuf>,
     systemd_enabled: bool,
+    /// The unit roots of the last systemd state seen: kept while the
+    /// systemd collector has none (a dead bus makes unit states unknown,
+    /// not the runners gone).
+    last_unit_roots: Vec<PathBuf>,
     entries: Vec<RootEntry>,
     glob_roots: Vec<PathBuf>,
     glob_task: Option<JoinHandle<Vec<PathBuf>>>,
@@ -151,6 +155,7 @@ impl RunnerCollector {
             config: config.runner_files.clone(),
             config_roots,
             systemd_enabled: config.systemd.enabled,
+            last_unit_roots: Vec::new(),
             entries: Vec::new(),
             glob_roots: Vec::new(),
             glob_task: None,
@@ -162,19 +167,25 @@ impl RunnerCollector {
     }
 
     /// Working directories of the runner units the systemd collector found.
-    fn unit_roots(&self, store: &Store) -> Vec<PathBuf> {
+    /// While it has no state (it failed: the bus died, systemd does not
+    /// answer) the roots of its last state are kept: the runner is still
+    /// there, and dropping its root would lose what its logs say meanwhile
+    /// (a root found again starts over, counting nothing already written).
+    fn unit_roots(&mut self, store: &Store) -> Vec<PathBuf> {
         if !self.systemd_enabled {
             return Vec::new();
         }
         let snap = store.read();
-        snap.systemd.state.as_ref().map_or_else(Vec::new, |s| {
-            s.units
+        if let Some(s) = snap.systemd.state.as_ref() {
+            self.last_unit_roots = s
+                .units
                 .iter()
                 .filter_map(|u| u.working_directory.as_deref())
                 .filter(|p| p.is_absolute() && p.parent().is_some())
                 .map(discover::normalize)
-                .collect()
-        })
+                .collect();
+        }
+        self.last_unit_roots.clone()
     }
 
     /// Expands the globs on a blocking thread; a hung directory delays only
@@ -554,5 +565,18 @@ mod tests {
             panic!("a root was removed");
         };
         assert_eq!(state.roots.len(), 2);
+        // The systemd collector fails and has no state: the unit's root
+        // stays until a state without the unit says otherwise.
+        store.update(true, |s| s.systemd.state = None);
+        assert!(matches!(
+            collector.collect(&store).await.unwrap(),
+            Outcome::Unchanged
+        ));
+        store.update(true, |s| s.systemd.state = Some(SystemdState::default()));
+        let Outcome::Changed(state) = collector.collect(&store).await.unwrap() else {
+            panic!("the unit is gone");
+        };
+        assert_eq!(state.roots[0].root, a);
+        assert_eq!(state.roots[0].sources, src(true, false, true));
     }
 }
