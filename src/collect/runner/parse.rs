@@ -10,6 +10,7 @@
 use crate::metrics::catalog::JOB_DURATION_BUCKETS;
 use crate::snapshot::{CurrentJob, JobResult, LogEvent, LogState};
 use crate::timefmt::parse_log_timestamp;
+use std::time::Instant;
 
 /// Longest job display name kept (it becomes a label value of
 /// `github_runner_current_job_info`); longer names are cut at a character
@@ -212,11 +213,53 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// When lines were read, by the wall clock (comparable with the log's
+/// timestamps) and by the monotonic clock (which never jumps).
+#[derive(Clone, Copy, Debug)]
+pub struct ReadAt {
+    pub wall: f64,
+    pub mono: Instant,
+}
+
+impl ReadAt {
+    pub fn now() -> ReadAt {
+        ReadAt {
+            wall: crate::snapshot::now_unix(),
+            mono: Instant::now(),
+        }
+    }
+}
+
 /// Parser state that is not part of the exported [`LogState`].
 #[derive(Clone, Debug, Default)]
 pub struct ParseAux {
     /// `Runner update in progress` seen, exit for update not yet.
     update_pending: bool,
+    /// When the lines being applied were read; set by the caller before
+    /// each read (unset: durations are taken from the log alone).
+    pub read_at: Option<ReadAt>,
+    /// The job in progress: how old its start line was when read (by the
+    /// wall clock), and when that was (monotonic).
+    job_seen: Option<(f64, Instant)>,
+}
+
+/// A job's duration: the log's timestamps (`logged`, completion minus
+/// start), checked against the monotonic clock when the start line was
+/// read live. The wall clock may jump while a job runs (an NTP step,
+/// a manual `date -s`), and the runner stamps its lines with it; the job
+/// cannot have run longer than its start line's age when read plus the
+/// monotonic time since (plus a second for the log's whole seconds), and
+/// a negative difference (the clock went back) is replaced by the
+/// monotonic time between reading the two lines.
+pub fn job_duration(logged: f64, seen: Option<(f64, Instant)>, now: Option<ReadAt>) -> f64 {
+    let (Some((age, seen_mono)), Some(now)) = (seen, now) else {
+        return logged.max(0.0);
+    };
+    let between = now.mono.saturating_duration_since(seen_mono).as_secs_f64();
+    if logged < 0.0 {
+        return between;
+    }
+    logged.min(age + between + 1.0)
 }
 
 /// How reading affects the counters: at start-up the exporter learns the
@@ -247,6 +290,7 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
             }
             logs.connected = Some(false);
             logs.current_job = None;
+            aux.job_seen = None;
             logs.listener_exit_code = None;
             aux.update_pending = false;
         }
@@ -260,22 +304,27 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
             event(logs, LogEvent::ConnectError, ts, mode);
         }
         Msg::JobStarted { name, at } => {
+            let started = at.unwrap_or(ts);
+            aux.job_seen = aux.read_at.map(|r| ((r.wall - started).max(0.0), r.mono));
             logs.current_job = Some(CurrentJob {
                 name: truncate(name, MAX_JOB_NAME).to_string(),
-                started: at.unwrap_or(ts),
+                started,
             });
         }
         Msg::JobCompleted { name, result, at } => {
             let at = at.unwrap_or(ts);
             let job = logs.current_job.take();
+            let seen = aux.job_seen.take();
             if mode == Mode::Live {
                 if let Some(i) = JobResult::ALL.iter().position(|r| *r == result) {
                     logs.jobs[i] += 1;
                 }
                 // The duration is known only when the start was seen.
                 if let Some(j) = job.filter(|j| j.name == truncate(name, MAX_JOB_NAME)) {
-                    logs.durations
-                        .observe(JOB_DURATION_BUCKETS, (at - j.started).max(0.0));
+                    logs.durations.observe(
+                        JOB_DURATION_BUCKETS,
+                        job_duration(at - j.started, seen, aux.read_at),
+                    );
                 }
             }
             logs.last_job_completed = Some(at);
@@ -300,6 +349,7 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
             logs.listener_exit_code = Some(code);
             // The listener's worker does not outlive it.
             logs.current_job = None;
+            aux.job_seen = None;
             aux.update_pending = false;
             event(logs, LogEvent::ListenerExited, ts, mode);
         }
@@ -529,6 +579,73 @@ mod tests {
         assert_eq!(logs.listener_exit_code, Some(3));
         assert_eq!(logs.connected, Some(false));
         assert!(logs.current_job.is_none());
+    }
+
+    #[test]
+    fn durations_across_wall_clock_jumps_follow_the_monotonic_clock() {
+        let t0 = Instant::now();
+        let at = |wall: f64, secs: u64| {
+            Some(ReadAt {
+                wall,
+                mono: t0 + std::time::Duration::from_secs(secs),
+            })
+        };
+        let line = |ts: &str, msg: &str| format!("[{ts} INFO Terminal] WRITE LINE: {ts}: {msg}");
+        let run = |start: &str, start_read: Option<ReadAt>, end: &str, end_read| {
+            let mut logs = LogState::default();
+            let mut aux = ParseAux {
+                read_at: start_read,
+                ..ParseAux::default()
+            };
+            feed(
+                &mut logs,
+                &mut aux,
+                &[&line(start, "Running job: a")],
+                Mode::Live,
+            );
+            aux.read_at = end_read;
+            feed(
+                &mut logs,
+                &mut aux,
+                &[&line(end, "Job a completed with result: Succeeded")],
+                Mode::Live,
+            );
+            assert_eq!(logs.durations.count(), 1);
+            logs.durations.sum
+        };
+        // No jump: the log's 45 s.
+        let s = "2026-01-05 09:00:00Z";
+        assert_eq!(
+            run(s, at(T0, 0), "2026-01-05 09:00:45Z", at(T0 + 45.5, 45)),
+            45.0
+        );
+        // The start line read 10 s late (a backlog): still the log's 45 s.
+        assert_eq!(
+            run(
+                s,
+                at(T0 + 10.0, 0),
+                "2026-01-05 09:00:45Z",
+                at(T0 + 45.5, 35)
+            ),
+            45.0
+        );
+        // The clock jumped a day ahead 30 s into the job, which ended 45 s
+        // in: the log says a day and 45 s; the monotonic clock 45 s (and
+        // the second allowed for whole-second stamps).
+        assert_eq!(
+            run(s, at(T0, 0), "2026-01-06 09:00:45Z", at(T0 + 86_445.0, 45)),
+            46.0
+        );
+        // The clock jumped an hour back: the completion is stamped before
+        // the start; the time between reading the two lines is used.
+        assert_eq!(
+            run(s, at(T0, 0), "2026-01-05 08:00:45Z", at(T0 - 3555.0, 45)),
+            45.0
+        );
+        // Without the reading times (no monotonic clock): the log alone,
+        // never negative.
+        assert_eq!(run(s, None, "2026-01-06 09:00:45Z", None), 86_445.0);
+        assert_eq!(run(s, None, "2026-01-05 08:00:45Z", None), 0.0);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! collector never waits on it for long, so a hung filesystem stalls only
 //! this root.
 
-use super::parse::{self, Line, Mode, ParseAux};
+use super::parse::{self, Line, Mode, ParseAux, ReadAt};
 use super::registration;
 use super::tail::{self, LineEvent, Sink, Tail};
 use crate::snapshot::{LogState, Registration, RunnerRoot, SKIP_REASONS};
@@ -162,6 +162,7 @@ impl RootTracker {
     pub fn poll(&mut self, rescan: bool) -> PollOutput {
         let first = !self.polled;
         self.polled = true;
+        self.aux.read_at = Some(ReadAt::now());
         self.check_root();
         self.check_registration();
         if self.root_error.is_none() && (first || rescan) {
