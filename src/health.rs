@@ -605,12 +605,7 @@ fn runner_checks(ctx: &Ctx<'_>, snap: &Snapshot, v: &RunnerView<'_>) -> (Vec<Che
     let stale: Vec<&str> = snap
         .sections()
         .iter()
-        .filter(|(_, s)| {
-            s.enabled
-                && s.last_success.is_none_or(|t| {
-                    ctx.now - t > s.interval.as_secs_f64() * f64::from(h.stale_intervals.max(1))
-                })
-        })
+        .filter(|(_, s)| s.enabled && s.is_stale(ctx.now, h.stale_intervals))
         .map(|(n, _)| *n)
         .collect();
     checks.push(if stale.is_empty() {

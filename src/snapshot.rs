@@ -10,7 +10,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 /// Seconds since the Unix epoch.
@@ -39,9 +39,23 @@ pub struct Section<T> {
     pub success: bool,
     pub last_attempt: Option<f64>,
     pub last_success: Option<f64>,
+    /// The last success by the monotonic clock: staleness is measured on
+    /// it, so a wall-clock jump neither hides a silent collector (a step
+    /// back puts `last_success` in the future) nor makes a healthy one
+    /// look stale (a step ahead).
+    pub last_success_at: Option<Instant>,
     pub duration: Duration,
     pub error: Option<String>,
     pub errors_total: u64,
+}
+
+/// Seconds since the last success: by the monotonic clock when known,
+/// else by the wall clock `now`.
+fn success_age(last_success: Option<f64>, at: Option<Instant>, now: f64) -> Option<f64> {
+    match at {
+        Some(at) => Some(at.elapsed().as_secs_f64()),
+        None => last_success.map(|t| now - t),
+    }
 }
 
 impl<T> Section<T> {
@@ -53,6 +67,7 @@ impl<T> Section<T> {
             success: false,
             last_attempt: None,
             last_success: None,
+            last_success_at: None,
             duration: Duration::ZERO,
             error: None,
             errors_total: 0,
@@ -62,10 +77,11 @@ impl<T> Section<T> {
     /// True when the collector has not succeeded within `intervals` of its
     /// interval (or never has).
     pub fn is_stale(&self, now: f64, intervals: u32) -> bool {
-        match self.last_success {
-            None => true,
-            Some(t) => now - t > self.interval.as_secs_f64() * f64::from(intervals.max(1)),
-        }
+        self.meta(None).is_stale(now, intervals)
+    }
+
+    fn meta(&self, targets: Option<usize>) -> SectionMeta<'_> {
+        SectionMeta::of(self, targets)
     }
 }
 
@@ -188,6 +204,7 @@ pub struct SectionMeta<'a> {
     pub enabled: bool,
     pub success: bool,
     pub last_success: Option<f64>,
+    pub last_success_at: Option<Instant>,
     pub duration: Duration,
     pub errors_total: u64,
     pub error: Option<&'a str>,
@@ -196,11 +213,21 @@ pub struct SectionMeta<'a> {
 }
 
 impl<'a> SectionMeta<'a> {
+    /// True when the collector has not succeeded within `intervals` of its
+    /// interval (or never has).
+    pub fn is_stale(&self, now: f64, intervals: u32) -> bool {
+        match success_age(self.last_success, self.last_success_at, now) {
+            None => true,
+            Some(age) => age > self.interval.as_secs_f64() * f64::from(intervals.max(1)),
+        }
+    }
+
     fn of<T>(s: &'a Section<T>, targets: Option<usize>) -> Self {
         SectionMeta {
             enabled: s.enabled,
             success: s.success,
             last_success: s.last_success,
+            last_success_at: s.last_success_at,
             duration: s.duration,
             errors_total: s.errors_total,
             error: s.error.as_deref(),
@@ -626,5 +653,32 @@ impl Store {
 
     pub fn set_rendered(&self, r: Rendered) {
         *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staleness_follows_the_monotonic_clock_across_wall_clock_jumps() {
+        let now = 1_800_000_000.0;
+        let mut s: Section<()> = Section::new(true, Duration::from_secs(1));
+        assert!(s.is_stale(now, 3), "never succeeded");
+        // Without a monotonic time (a snapshot built by hand): the wall clock.
+        s.last_success = Some(now - 2.0);
+        assert!(!s.is_stale(now, 3));
+        assert!(s.is_stale(now + 10.0, 3));
+        // The clock stepped back a day after the last success, which was
+        // 10 s ago: stale, though the wall clock says it is in the future.
+        s.last_success = Some(now + 86_400.0);
+        s.last_success_at = Instant::now().checked_sub(Duration::from_secs(10));
+        assert!(s.last_success_at.is_some());
+        assert!(s.is_stale(now, 3));
+        // The clock stepped a day ahead right after a success: fresh.
+        s.last_success = Some(now - 86_400.0);
+        s.last_success_at = Some(Instant::now());
+        assert!(!s.is_stale(now, 3));
+        assert!(!SectionMeta::of(&s, None).is_stale(now, 3));
     }
 }

@@ -90,6 +90,7 @@ pub async fn run_once<C: Collector>(c: &mut C, store: &Arc<Store>) -> Option<Str
                 s.duration = duration;
                 s.last_attempt = Some(now);
                 s.last_success = Some(now);
+                s.last_success_at = Some(Instant::now());
                 was_failing
             });
             if was_failing && !changed {
