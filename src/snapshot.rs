@@ -553,6 +553,9 @@ pub struct ApiStats {
     pub rate_remaining: Option<u64>,
     pub rate_limit: Option<u64>,
     pub rate_reset: Option<u64>,
+    /// GitHub's clock (the `Date` header) at the last answer: the wait for
+    /// `rate_reset` is measured on it, not on the local clock.
+    pub rate_date: Option<u64>,
     pub last_success: Option<f64>,
     pub backoff_seconds: f64,
 }

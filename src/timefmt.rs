@@ -1,5 +1,6 @@
 //! UTC calendar conversions without a date library: enough for log
-//! timestamps (writing RFC 3339, reading the runner's `yyyy-MM-dd HH:mm:ssZ`).
+//! timestamps (writing RFC 3339, reading the runner's `yyyy-MM-dd HH:mm:ssZ`)
+//! and the `Date` header of HTTP answers.
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -73,6 +74,38 @@ pub fn parse_log_timestamp(s: &str) -> Option<f64> {
     Some((days * 86_400 + i64::from(h * 3600 + mi * 60 + se)) as f64)
 }
 
+/// Parses an HTTP date as servers send it (IMF-fixdate:
+/// `Sun, 06 Nov 1994 08:49:37 GMT`) into seconds since the epoch. The
+/// obsolete RFC 850 and asctime forms are not accepted.
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_weekday, rest) = s.trim().split_once(", ")?;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let digits = |p: &str, n: usize| -> Option<u32> {
+        (p.len() == n && p.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| p.parse().ok())
+            .flatten()
+    };
+    let d = digits(day, 2)?;
+    let y = digits(year, 4)?;
+    let m = MONTHS.iter().position(|x| x == month)? as u32 + 1;
+    let hms: Vec<&str> = time.split(':').collect();
+    let [h, mi, se] = hms.as_slice() else {
+        return None;
+    };
+    let (h, mi, se) = (digits(h, 2)?, digits(mi, 2)?, digits(se, 2)?);
+    if !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let secs = days_from_civil(i64::from(y), m, d) * 86_400 + i64::from(h * 3600 + mi * 60 + se);
+    u64::try_from(secs).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +122,30 @@ mod tests {
         for days in [-1000, 0, 10_957, 20_000, 30_000, 2_932_896] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            parse_http_date("Mon, 05 Jan 2026 09:00:00 GMT"),
+            Some(1_767_603_600)
+        );
+        for s in [
+            "",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49 GMT",
+        ] {
+            assert_eq!(parse_http_date(s), None, "{s}");
         }
     }
 

@@ -395,6 +395,7 @@ impl GithubCollector {
             limit: self.stats.rate_limit,
             remaining: self.stats.rate_remaining,
             reset: self.stats.rate_reset,
+            date: self.stats.rate_date,
         };
         let (delay, stretched) = ratelimit::after_success(
             self.config.poll_interval.get(),

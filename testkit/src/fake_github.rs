@@ -177,6 +177,25 @@ fn rfc3339(unix: u64) -> String {
     )
 }
 
+/// An HTTP date (IMF-fixdate), as the `Date` header GitHub sends.
+fn http_date(unix: u64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // rfc3339 gives "YYYY-MM-DDThh:mm:ssZ".
+    let iso = rfc3339(unix);
+    let month: usize = iso[5..7].parse().unwrap_or(1);
+    format!(
+        "{}, {} {} {} {} GMT",
+        DAYS[((unix / 86_400 + 4) % 7) as usize],
+        &iso[8..10],
+        MONTHS[month - 1],
+        &iso[0..4],
+        &iso[11..19]
+    )
+}
+
 struct Answer {
     status: u16,
     headers: Vec<(String, String)>,
@@ -440,6 +459,7 @@ impl State {
         }
         a.headers
             .push(("x-ratelimit-resource".into(), "core".into()));
+        a.headers.push(("date".into(), http_date(now)));
         a.headers.push((
             "x-github-media-type".into(),
             "github.v3; format=json".into(),
@@ -778,6 +798,16 @@ mod tests {
         assert_eq!(f.rate_limit().1, before, "a 304 costs nothing");
         assert_eq!(f.requests().len(), 3);
         assert_eq!(f.requests()[2].header("if-none-match"), Some(etag.as_str()));
+    }
+
+    #[test]
+    fn answers_carry_githubs_date() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(1_767_603_600), "Mon, 05 Jan 2026 09:00:00 GMT");
+        let f = FakeGithub::start();
+        f.set_runners("orgs/acme", official_runners());
+        let r = get(&f, "/orgs/acme/actions/runners/24", &[]);
+        assert!(r.header("date").is_some_and(|d| d.ends_with(" GMT")));
     }
 
     #[test]

@@ -337,6 +337,9 @@ impl Client {
         if rate.reset.is_some() {
             stats.rate_reset = rate.reset;
         }
+        if rate.date.is_some() {
+            stats.rate_date = rate.date;
+        }
         tracing::debug!(
             method = %method,
             url,

@@ -8,13 +8,18 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(60);
 /// Longest delay after failures (authentication errors included).
 pub const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
 
+/// Longest wait for a reset: GitHub's primary rate-limit window is an hour.
+pub const WINDOW: Duration = Duration::from_secs(3600);
+
 /// The primary rate limit as the last response reported it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RateLimit {
     pub limit: Option<u64>,
     pub remaining: Option<u64>,
-    /// Epoch seconds when the window resets.
+    /// Epoch seconds when the window resets, by GitHub's clock.
     pub reset: Option<u64>,
+    /// GitHub's clock when it answered (the `Date` header), epoch seconds.
+    pub date: Option<u64>,
 }
 
 impl RateLimit {
@@ -25,6 +30,7 @@ impl RateLimit {
             limit: num("x-ratelimit-limit"),
             remaining: num("x-ratelimit-remaining"),
             reset: num("x-ratelimit-reset"),
+            date: get("date").and_then(|v| crate::timefmt::parse_http_date(&v)),
         }
     }
 
@@ -32,12 +38,17 @@ impl RateLimit {
         self.limit.is_none() && self.remaining.is_none() && self.reset.is_none()
     }
 
-    /// Seconds from `now` until the window resets (at least 1 s, so the
-    /// next request lands after the reset), if a reset time is known and
-    /// still ahead.
+    /// Seconds until the window resets (at least 1 s, so the next request
+    /// lands after the reset), if a reset time is known and still ahead.
+    /// The reset is GitHub's time: it is measured from the answer's `Date`
+    /// when there is one, else from the local `now`, and never taken as
+    /// more than a window away. A local clock off by a day (stepped back,
+    /// or wrong since boot) must not stop polling for a day.
     pub fn until_reset(&self, now: u64) -> Option<Duration> {
         let reset = self.reset?;
-        (reset >= now).then(|| Duration::from_secs(reset - now + 1))
+        let now = self.date.unwrap_or(now);
+        (reset >= now)
+            .then(|| Duration::from_secs(reset - now + 1).min(WINDOW + Duration::from_secs(1)))
     }
 
     /// True when fewer than `reserve` (a share of the limit) requests
@@ -137,6 +148,7 @@ mod tests {
             limit: Some(5000),
             remaining: Some(0),
             reset: Some(1_300),
+            date: None,
         };
         let some_left = RateLimit {
             remaining: Some(10),
@@ -165,11 +177,49 @@ mod tests {
     }
 
     #[test]
+    fn the_reset_is_measured_on_githubs_clock() {
+        let exhausted = RateLimit {
+            limit: Some(5000),
+            remaining: Some(0),
+            reset: Some(100_300),
+            date: Some(100_000),
+        };
+        let one = Duration::from_secs(1);
+        // The local clock a day behind GitHub's, or a day ahead: the wait
+        // is what GitHub's own clock says.
+        for now in [100_000 - 86_400, 100_000, 100_000 + 86_400] {
+            assert_eq!(
+                rate_limited_delay(None, &exhausted, now, 1, 0.0, one),
+                Duration::from_secs(301),
+                "local clock {now}"
+            );
+        }
+        // Without a Date header: the local clock, but never past a window.
+        let no_date = RateLimit {
+            date: None,
+            ..exhausted
+        };
+        assert_eq!(
+            rate_limited_delay(None, &no_date, 100_000 - 86_400, 1, 0.0, one),
+            WINDOW + one
+        );
+        let rate = RateLimit {
+            remaining: Some(1),
+            ..no_date
+        };
+        assert_eq!(
+            after_success(Duration::from_secs(60), 0.1, &rate, 0),
+            (WINDOW + one, true)
+        );
+    }
+
+    #[test]
     fn polling_stretches_until_the_reset_under_the_reserve() {
         let rate = |remaining| RateLimit {
             limit: Some(5000),
             remaining: Some(remaining),
             reset: Some(2_000),
+            date: None,
         };
         let i = Duration::from_secs(60);
         assert_eq!(after_success(i, 0.1, &rate(600), 1_000), (i, false));
@@ -193,6 +243,7 @@ mod tests {
             "x-ratelimit-limit" => Some("5000".to_string()),
             "x-ratelimit-remaining" => Some(" 4999".to_string()),
             "x-ratelimit-reset" => Some("1700000000".to_string()),
+            "date" => Some("Tue, 14 Nov 2023 22:13:20 GMT".to_string()),
             _ => None,
         };
         let r = RateLimit::from_headers(h);
@@ -201,7 +252,8 @@ mod tests {
             RateLimit {
                 limit: Some(5000),
                 remaining: Some(4999),
-                reset: Some(1_700_000_000)
+                reset: Some(1_700_000_000),
+                date: Some(1_700_000_000),
             }
         );
         assert!(RateLimit::from_headers(|_| None).is_empty());
