@@ -45,12 +45,10 @@ impl Notifier {
         ));
     }
 
+    /// RELOADING=1 with MONOTONIC_USEC, which systemd reads as
+    /// CLOCK_MONOTONIC (sd_notify(3), Type=notify-reload).
     pub fn reloading(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros())
-            .unwrap_or(0);
-        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={now}"));
+        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
     }
 
     pub fn stopping(&self) {
@@ -66,6 +64,22 @@ impl Notifier {
     }
 }
 
+/// CLOCK_MONOTONIC in microseconds (0 if it cannot be read). Not the wall
+/// clock: systemd compares the value with its own monotonic timestamps,
+/// and the wall clock can jump.
+pub fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec for the call's duration.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000
+        + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1000
+}
+
 /// The watchdog interval systemd expects pings within (`WATCHDOG_USEC`),
 /// when it is meant for this process (`WATCHDOG_PID`, if set).
 pub fn watchdog_interval() -> Option<Duration> {
@@ -76,4 +90,24 @@ pub fn watchdog_interval() -> Option<Duration> {
     }
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
     (usec > 0).then(|| Duration::from_micros(usec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotonic_usec_is_the_monotonic_clock_not_the_wall_clock() {
+        let a = monotonic_usec();
+        std::thread::sleep(Duration::from_millis(20));
+        let b = monotonic_usec();
+        assert!(b >= a + 20_000, "{a} then {b}");
+        // Time since boot, not microseconds since 1970 (which a wall-clock
+        // step can move either way).
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        assert!(b < wall / 2, "{b} looks like the wall clock ({wall})");
+    }
 }
