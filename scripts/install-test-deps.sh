@@ -13,6 +13,7 @@ declare -A want=(
   [curl]=curl
   [bindfs]=bindfs
   [setpriv]=util-linux
+  [faketime]=faketime
   [python3]=python3
 )
 missing=()
@@ -36,4 +37,6 @@ fi
 
 promtool --version | head -1
 dbus-daemon --version | head -1
+# tests/faults.rs preloads libfaketime (package faketime depends on libfaketime).
+find /usr/lib -path '*faketime/libfaketime.so.1' -print -quit
 python3 -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else "")'
