@@ -492,11 +492,11 @@ fn runner_checks(ctx: &Ctx<'_>, snap: &Snapshot, v: &RunnerView<'_>) -> (Vec<Che
     if let (true, Some(l)) = (runner_fresh, logs) {
         let max = h.max_job_duration.as_secs_f64();
         checks.push(match &l.current_job {
-            Some(j) if ctx.now - j.started > max => {
+            Some(j) if j.elapsed(ctx.now) > max => {
                 causes.push(Cause::StuckJob);
-                ctx.check("job_not_stuck", Status::Fail, true, format!("job {:?} has run for {} (limit {})", j.name, human_duration(ctx.now - j.started), h.max_job_duration), "cancel the run in GitHub; if it will not stop, sudo systemctl restart the runner's unit".into(), Cause::StuckJob)
+                ctx.check("job_not_stuck", Status::Fail, true, format!("job {:?} has run for {} (limit {})", j.name, human_duration(j.elapsed(ctx.now)), h.max_job_duration), "cancel the run in GitHub; if it will not stop, sudo systemctl restart the runner's unit".into(), Cause::StuckJob)
             }
-            Some(j) => ctx.check("job_not_stuck", Status::Ok, true, format!("job {:?} running for {}", j.name, human_duration(ctx.now - j.started)), String::new(), Cause::StuckJob),
+            Some(j) => ctx.check("job_not_stuck", Status::Ok, true, format!("job {:?} running for {}", j.name, human_duration(j.elapsed(ctx.now))), String::new(), Cause::StuckJob),
             None => ctx.check("job_not_stuck", Status::Ok, true, "idle".into(), String::new(), Cause::StuckJob),
         });
     }
@@ -1052,6 +1052,7 @@ mod tests {
                     root(s).logs.current_job = Some(CurrentJob {
                         name: "deploy".into(),
                         started: NOW - 7.0 * 3600.0,
+                        seen: None,
                     });
                 },
                 "job_not_stuck",

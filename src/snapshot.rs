@@ -470,6 +470,23 @@ pub struct CurrentJob {
     pub name: String,
     /// When the job started (from the log line), seconds since the epoch.
     pub started: f64,
+    /// When the start line was read: its age then by the wall clock, and
+    /// the monotonic time of the read (None when not known).
+    pub seen: Option<(f64, Instant)>,
+}
+
+impl CurrentJob {
+    /// How long the job has run at wall-clock time `now`: the start line's
+    /// age when read plus the monotonic time since, so that a wall-clock
+    /// step after the read (ahead: a job "running for a day"; back: a
+    /// negative time) changes nothing. Without the reading time, `now`
+    /// minus the start, never below zero.
+    pub fn elapsed(&self, now: f64) -> f64 {
+        match self.seen {
+            Some((age, at)) => age + at.elapsed().as_secs_f64(),
+            None => (now - self.started).max(0.0),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -683,5 +700,24 @@ mod tests {
         s.last_success_at = Some(Instant::now());
         assert!(!s.is_stale(now, 3));
         assert!(!SectionMeta::of(&s, None).is_stale(now, 3));
+    }
+
+    #[test]
+    fn a_jobs_elapsed_time_ignores_wall_clock_steps_after_its_start_was_read() {
+        let now = 1_800_000_000.0;
+        let read = Instant::now().checked_sub(Duration::from_secs(60)).unwrap();
+        let job = CurrentJob {
+            name: "a".into(),
+            started: now - 70.0,
+            // Read 10 s after it started, a minute ago.
+            seen: Some((10.0, read)),
+        };
+        for wall in [now, now + 86_400.0, now - 86_400.0] {
+            let e = job.elapsed(wall);
+            assert!((70.0..71.0).contains(&e), "{e} at {wall}");
+        }
+        let unknown = CurrentJob { seen: None, ..job };
+        assert_eq!(unknown.elapsed(now), 70.0);
+        assert_eq!(unknown.elapsed(now - 86_400.0), 0.0);
     }
 }

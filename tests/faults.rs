@@ -739,7 +739,8 @@ fn duration_count(m: &str) -> f64 {
 /// while the exporter runs (libfaketime; the monotonic clock goes on as
 /// the kernel's does). The runner's log follows the same jumped clock.
 /// Nothing may panic, go negative, get stuck or freeze: a job that spans
-/// a jump gets its real duration (not a day more, not below zero), the
+/// a jump gets its real duration (not a day more, not below zero) and is
+/// not called stuck by `/health` for the day it did not run, the
 /// collectors' timestamps follow the clock, `/health` still notices a
 /// collector that stops, and a rate-limit reset told in GitHub's clock is
 /// waited for as long as GitHub says, not a day longer.
@@ -759,9 +760,14 @@ fn the_wall_clock_jumps_forward_and_back() {
     rig.wait("the job started", |m| {
         m.contains("github_runner_current_job_info{runner=\"linux_runner\",job=\"spans-a-jump\"} 1")
     });
-    // ...the clock jumps a day ahead, and the job completes a few seconds
-    // later (by the log's clock: a day and a few seconds later).
+    // ...the clock jumps a day ahead: the job has not run for a day, and
+    // /health does not call it stuck...
     rig.set_clock("+1d", DAY);
+    let (status, reason) = rig.check("job_not_stuck").expect("job_not_stuck check");
+    assert_eq!(status, "ok", "{reason}");
+    assert!(reason.contains("spans-a-jump"), "{reason}");
+    // ...and it completes a few seconds later (by the log's clock: a day
+    // and a few seconds later).
     append(
         &rig.log(),
         &listener_line(

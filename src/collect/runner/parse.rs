@@ -238,9 +238,6 @@ pub struct ParseAux {
     /// When the lines being applied were read; set by the caller before
     /// each read (unset: durations are taken from the log alone).
     pub read_at: Option<ReadAt>,
-    /// The job in progress: how old its start line was when read (by the
-    /// wall clock), and when that was (monotonic).
-    job_seen: Option<(f64, Instant)>,
 }
 
 /// A job's duration: the log's timestamps (`logged`, completion minus
@@ -290,7 +287,6 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
             }
             logs.connected = Some(false);
             logs.current_job = None;
-            aux.job_seen = None;
             logs.listener_exit_code = None;
             aux.update_pending = false;
         }
@@ -305,16 +301,15 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
         }
         Msg::JobStarted { name, at } => {
             let started = at.unwrap_or(ts);
-            aux.job_seen = aux.read_at.map(|r| ((r.wall - started).max(0.0), r.mono));
             logs.current_job = Some(CurrentJob {
                 name: truncate(name, MAX_JOB_NAME).to_string(),
                 started,
+                seen: aux.read_at.map(|r| ((r.wall - started).max(0.0), r.mono)),
             });
         }
         Msg::JobCompleted { name, result, at } => {
             let at = at.unwrap_or(ts);
             let job = logs.current_job.take();
-            let seen = aux.job_seen.take();
             if mode == Mode::Live {
                 if let Some(i) = JobResult::ALL.iter().position(|r| *r == result) {
                     logs.jobs[i] += 1;
@@ -323,7 +318,7 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
                 if let Some(j) = job.filter(|j| j.name == truncate(name, MAX_JOB_NAME)) {
                     logs.durations.observe(
                         JOB_DURATION_BUCKETS,
-                        job_duration(at - j.started, seen, aux.read_at),
+                        job_duration(at - j.started, j.seen, aux.read_at),
                     );
                 }
             }
@@ -349,7 +344,6 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
             logs.listener_exit_code = Some(code);
             // The listener's worker does not outlive it.
             logs.current_job = None;
-            aux.job_seen = None;
             aux.update_pending = false;
             event(logs, LogEvent::ListenerExited, ts, mode);
         }
@@ -545,7 +539,8 @@ mod tests {
             logs.current_job,
             Some(CurrentJob {
                 name: "lint".into(),
-                started: T0 + 8400.0
+                started: T0 + 8400.0,
+                seen: None,
             })
         );
         assert_eq!(logs.last_job_completed, Some(T0 + 19.0 * 60.0 + 2.0));
