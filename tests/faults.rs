@@ -57,19 +57,6 @@ const GITHUB_RECOVERY: Duration = Duration::from_secs(90);
 
 // ------------------------------------------------------------------ rig
 
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -124,7 +111,7 @@ impl Rig {
     fn start(o: Options) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("actions-runner");
-        copy_dir(&testkit::fixtures_dir().join("runner/basic"), &root);
+        testkit::copy_dir(&testkit::fixtures_dir().join("runner/basic"), &root);
         let systemd = FakeSystemd::start([Unit::running(UNIT).with_working_directory(&root)]);
         let github = FakeGithub::start();
         github.set_runners(REPO, official_runners());
