@@ -3,7 +3,7 @@
 # machine, in one run, alternating the two. Prints a markdown table and the
 # ratios; see docs/BENCHMARKS.md for the method.
 #
-#   benches/compare.sh [--duration SECONDS] [--rounds N]
+#   benches/compare.sh [--duration SECONDS] [--rounds N] [--placements shared,pinned] [--isolate]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
