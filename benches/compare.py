@@ -24,7 +24,6 @@ import gzip
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,19 +31,7 @@ import tempfile
 import time
 import urllib.request
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+from procstat import cpu_seconds, free_port, rss_kib
 
 
 def runqueue_wait_s(pid):
@@ -58,14 +45,6 @@ def runqueue_wait_s(pid):
         except (OSError, IndexError, ValueError):
             pass
     return total / 1e9
-
-
-def rss_kib(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def get(url, headers=None):

@@ -18,7 +18,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,10 +25,11 @@ import tempfile
 import time
 import urllib.request
 
+from procstat import cpu_seconds, free_port, value
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 MB = 1024 * 1024
-TICK = os.sysconf("SC_CLK_TCK")
 
 RUNNER_JSON = (
     "\ufeff{\"agentId\": 23, \"agentName\": \"%s\", \"poolId\": 1, \"poolName\": \"Default\", "
@@ -104,14 +104,6 @@ def make_root(base, name, newest_bytes=64 * 1024, old_files=0, old_size=8 * MB, 
     return root, newest
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Exporter:
     def __init__(self, binary, workdir, roots, host=False, poll="1s"):
         self.port = free_port()
@@ -145,9 +137,7 @@ class Exporter:
         raise RuntimeError("condition not met within %.0f s" % limit)
 
     def cpu_seconds(self):
-        with open("/proc/%d/stat" % self.proc.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return cpu_seconds(self.proc.pid)
 
     def stop(self):
         self.proc.terminate()
@@ -156,13 +146,6 @@ class Exporter:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def value(m, series):
-    for line in m.splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[-1])
-    return None
 
 
 def du(path):
