@@ -7,6 +7,8 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod duration;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod glob;
 pub mod health;

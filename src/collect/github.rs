@@ -57,7 +57,7 @@ enum Target {
 
 /// A runner as the REST API describes it.
 #[derive(serde::Deserialize)]
-struct ApiRunner {
+pub(crate) struct ApiRunner {
     id: u64,
     name: String,
     #[serde(default)]
@@ -78,12 +78,12 @@ struct ApiLabel {
 }
 
 #[derive(serde::Deserialize)]
-struct RunnerList {
-    runners: Vec<ApiRunner>,
+pub(crate) struct RunnerList {
+    pub(crate) runners: Vec<ApiRunner>,
 }
 
 impl ApiRunner {
-    fn into_runner(self, root: Option<PathBuf>, now: f64) -> GithubRunner {
+    pub(crate) fn into_runner(self, root: Option<PathBuf>, now: f64) -> GithubRunner {
         GithubRunner {
             name: self.name,
             root,

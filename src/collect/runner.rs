@@ -17,8 +17,8 @@
 
 mod discover;
 pub mod parse;
-mod registration;
-mod root;
+pub(crate) mod registration;
+pub(crate) mod root;
 pub mod tail;
 
 use super::{Collector, Outcome};

@@ -40,7 +40,7 @@ impl Sig {
 
 /// Which log a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// `Runner_*.log`: the listener; its messages drive the state.
     Runner,
     /// `Worker_*.log`: one per job; its entries show activity only.
@@ -48,10 +48,10 @@ enum Kind {
 }
 
 /// Applies what a tail reads to the log state.
-struct Consumer<'a> {
-    logs: &'a mut LogState,
-    aux: &'a mut ParseAux,
-    kind: Kind,
+pub(crate) struct Consumer<'a> {
+    pub(crate) logs: &'a mut LogState,
+    pub(crate) aux: &'a mut ParseAux,
+    pub(crate) kind: Kind,
 }
 
 impl Sink for Consumer<'_> {

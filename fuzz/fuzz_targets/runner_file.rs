@@ -1,0 +1,7 @@
+#![no_main]
+//! Fuzz target `runner_file`: the harness is runner_health_exporter::fuzzing::runner_file,
+//! shared with tests/fuzz_regressions.rs.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| runner_health_exporter::fuzzing::runner_file(data));
