@@ -213,7 +213,11 @@ fn percent_decode(s: &str) -> Option<String> {
     while i < b.len() {
         match b[i] {
             b'%' => {
+                // Two hex digits: from_str_radix alone would take "+e".
                 let hex = s.get(i + 1..i + 3)?;
+                if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                    return None;
+                }
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
             }
@@ -1173,6 +1177,22 @@ mod tests {
                 .as_deref(),
             Some("a b")
         );
+    }
+
+    #[test]
+    fn a_percent_escape_needs_two_hex_digits() {
+        // Found by the `accept` fuzz target: "%+e" decoded to 0x0e.
+        for q in [
+            "runner=%+e",
+            "runner=%-1",
+            "runner=% a",
+            "runner=%4",
+            "runner=%zz",
+        ] {
+            assert!(Selector::from_query(Some(q)).is_err(), "{q}");
+        }
+        let sel = Selector::from_query(Some("runner=%2b%2F")).unwrap();
+        assert_eq!(sel.runner.as_deref(), Some("+/"));
     }
 
     #[test]
