@@ -51,7 +51,7 @@ pub async fn collect_once(config: &Config) -> Arc<Store> {
         collect::run_once(&mut c, &store).await;
     }
     if config.runner_files.enabled {
-        let mut c = RunnerCollector::new(config);
+        let mut c = RunnerCollector::new(config).without_watches();
         collect::run_once(&mut c, &store).await;
     }
     let scope = config.github_scope();

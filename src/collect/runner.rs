@@ -20,6 +20,7 @@ pub mod parse;
 pub(crate) mod registration;
 pub(crate) mod root;
 pub mod tail;
+mod watch;
 
 use super::{Collector, Outcome};
 use crate::config::Config;
@@ -31,6 +32,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
+use watch::{RootWatch, Watcher};
 
 /// How long one tick waits for the roots' polls.
 const POLL_WAIT: Duration = Duration::from_secs(2);
@@ -41,6 +43,9 @@ const DISCOVERY_WAIT: Duration = Duration::from_secs(2);
 const STATVFS_WAIT: Duration = Duration::from_secs(1);
 /// Poll delay while a root has unread bytes left.
 const BACKLOG_DELAY: Duration = Duration::from_millis(10);
+/// After an inotify event, how long to wait for more before polling: a
+/// burst of writes costs one poll.
+const EVENT_DELAY: Duration = Duration::from_millis(100);
 
 /// One root to poll: its path, its tracker and whether this is a rescan.
 type Job = (PathBuf, Box<RootTracker>, bool);
@@ -95,12 +100,21 @@ struct RootEntry {
     work_fs: Option<FsUsage>,
     work_task: Option<JoinHandle<std::io::Result<FsUsage>>>,
     work_due: bool,
+    /// The last poll set up watches that report every change: polled on
+    /// events (and rescans) only. Otherwise every `log_poll_interval`.
+    watched: bool,
+    /// An event arrived since the last poll.
+    dirty: bool,
+    /// The last poll left bytes to read.
+    backlog: bool,
+    /// When the last poll was queued.
+    last_poll: Option<Instant>,
 }
 
 impl RootEntry {
-    fn new(path: PathBuf, max_line: usize) -> Self {
+    fn new(path: PathBuf, max_line: usize, watch: RootWatch) -> Self {
         RootEntry {
-            tracker: Some(Box::new(RootTracker::new(path.clone(), max_line))),
+            tracker: Some(Box::new(RootTracker::new(path.clone(), max_line, watch))),
             last: RunnerRoot {
                 root: path.clone(),
                 ..Default::default()
@@ -114,7 +128,19 @@ impl RootEntry {
             work_fs: None,
             work_task: None,
             work_due: true,
+            watched: false,
+            dirty: false,
+            backlog: false,
+            last_poll: None,
         }
+    }
+
+    /// Whether this tick polls the root.
+    fn due(&self, rescan: bool, interval: Duration) -> bool {
+        rescan
+            || self.dirty
+            || self.backlog
+            || !self.watched && self.last_poll.is_none_or(|t| t.elapsed() >= interval)
     }
 
     fn published(&self) -> RunnerRoot {
@@ -140,6 +166,20 @@ pub struct RunnerCollector {
     published: Option<RunnerState>,
     backlog: bool,
     returned: Arc<Returned>,
+    /// Whether to use inotify (not for a one-shot `check`).
+    watch_enabled: bool,
+    watcher: Watcher,
+    watcher_started: bool,
+    /// Snapshot versions, to notice new unit roots between polls.
+    changes: Option<tokio::sync::watch::Receiver<u64>>,
+    store: Option<Arc<Store>>,
+}
+
+/// What ended a wait.
+enum Woken {
+    Due,
+    Event,
+    Snapshot(bool),
 }
 
 impl RunnerCollector {
@@ -163,7 +203,62 @@ impl RunnerCollector {
             published: None,
             backlog: false,
             returned: Arc::default(),
+            watch_enabled: true,
+            watcher: Watcher::default(),
+            watcher_started: false,
+            changes: None,
+            store: None,
         }
+    }
+
+    /// Polls every root every `log_poll_interval`, without inotify (for a
+    /// single collection).
+    pub fn without_watches(mut self) -> Self {
+        self.watch_enabled = false;
+        self
+    }
+
+    /// Whether the systemd collector's state names other unit roots than
+    /// the last run took (no I/O: the snapshot in memory).
+    fn unit_roots_changed(&self) -> bool {
+        let Some(store) = &self.store else {
+            return false;
+        };
+        let snap = store.read();
+        let Some(s) = snap.systemd.state.as_ref() else {
+            return false;
+        };
+        let roots = s
+            .units
+            .iter()
+            .filter_map(|u| u.working_directory.as_deref())
+            .filter(|p| p.is_absolute() && p.parent().is_some())
+            .map(discover::normalize);
+        !roots.eq(self.last_unit_roots.iter().cloned())
+    }
+
+    /// When the next tick is due without events: the rescan, and the
+    /// roots that are not watched (or whose poll has not returned).
+    fn next_due(&self) -> Instant {
+        let now = Instant::now();
+        let interval = self.config.log_poll_interval.get();
+        let mut due = self
+            .last_rescan
+            .map_or(now, |t| t + self.config.rescan_interval.get());
+        if self.glob_task.is_some() {
+            due = due.min(now + interval);
+        }
+        for e in &self.entries {
+            let at = if e.tracker.is_none() || e.work_task.is_some() {
+                now + interval
+            } else if !e.watched {
+                e.last_poll.map_or(now, |t| t + interval)
+            } else {
+                continue;
+            };
+            due = due.min(at);
+        }
+        due
     }
 
     /// Working directories of the runner units the systemd collector found.
@@ -228,10 +323,12 @@ impl RunnerCollector {
         for p in &self.glob_roots {
             wanted.entry(p.clone()).or_default().glob = true;
         }
+        let watcher = &self.watcher;
         self.entries.retain(|e| {
             let keep = wanted.contains_key(&e.path);
             if !keep {
                 tracing::info!(root = %e.path.display(), "runner root no longer found");
+                watcher.forget(&e.path);
             }
             keep
         });
@@ -246,7 +343,8 @@ impl RunnerCollector {
                         glob = sources.glob,
                         "runner root found"
                     );
-                    let mut e = RootEntry::new(path, self.config.max_line_bytes);
+                    let watch = self.watcher.for_root(&path);
+                    let mut e = RootEntry::new(path, self.config.max_line_bytes, watch);
                     e.sources = sources;
                     self.entries.insert(i, e);
                 }
@@ -259,16 +357,23 @@ impl RunnerCollector {
     async fn poll_roots(&mut self, rescan: bool) {
         // Polls that returned after an earlier tick's wait.
         self.take_returned();
+        let dirty = self.watcher.take_dirty();
         let mut queue = VecDeque::new();
         let now = Instant::now();
+        let interval = self.config.log_poll_interval.get();
         for e in &mut self.entries {
             e.rescan_pending |= rescan;
+            e.dirty |= dirty.as_ref().is_none_or(|d| d.contains(&e.path));
+            if !e.due(rescan, interval) {
+                continue;
+            }
             if let Some(t) = e.tracker.take() {
                 queue.push_back((e.path.clone(), t, std::mem::take(&mut e.rescan_pending)));
                 e.busy_since = Some(now);
+                e.last_poll = Some(now);
+                e.dirty = false;
             }
         }
-        let mut backlog = false;
         let queued: Vec<PathBuf> = queue.iter().map(|(p, _, _)| p.clone()).collect();
         if !queue.is_empty() {
             let queue = Arc::new(Mutex::new(queue));
@@ -276,7 +381,7 @@ impl RunnerCollector {
             tokio::task::spawn_blocking(move || poll_worker(q, r));
             let deadline = tokio::time::Instant::now() + POLL_WAIT;
             loop {
-                backlog |= self.take_returned();
+                self.take_returned();
                 // Wait for this tick's polls only, not for one hung since
                 // an earlier tick.
                 let pending = queued.iter().any(|p| {
@@ -290,7 +395,7 @@ impl RunnerCollector {
                 // A wake-up stored before this wait starts is not lost.
                 let notified = self.returned.notify.notified();
                 if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                    backlog |= self.take_returned();
+                    self.take_returned();
                     break;
                 }
             }
@@ -327,26 +432,28 @@ impl RunnerCollector {
                 ));
             }
         }
-        self.backlog = backlog;
+        self.backlog = self
+            .entries
+            .iter()
+            .any(|e| e.backlog && e.tracker.is_some());
     }
 
-    /// Takes back every root whose poll returned. Returns true when one
-    /// has bytes left.
-    fn take_returned(&mut self) -> bool {
+    /// Takes back every root whose poll returned.
+    fn take_returned(&mut self) {
         let done =
             std::mem::take(&mut *self.returned.done.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut backlog = false;
         for d in done {
-            backlog |= self.finish(d);
+            self.finish(d);
         }
-        backlog
     }
 
-    /// Takes back a polled root. Returns true when it has bytes left.
-    fn finish(&mut self, (path, result): Done) -> bool {
+    /// Takes back a polled root.
+    fn finish(&mut self, (path, result): Done) {
         let Ok(i) = self.entries.binary_search_by(|e| e.path.cmp(&path)) else {
-            // The root was dropped meanwhile.
-            return false;
+            // The root was dropped meanwhile (its poll may have watched it
+            // again).
+            self.watcher.forget(&path);
+            return;
         };
         let max_line = self.config.max_line_bytes;
         let e = &mut self.entries[i];
@@ -361,9 +468,12 @@ impl RunnerCollector {
                 // Start over with a fresh tracker (start-up reading again).
                 let msg = format!("polling the runner root panicked: {panic}");
                 tracing::error!(root = %e.path.display(), error = %msg, "runner root poll failed");
-                e.tracker = Some(Box::new(RootTracker::new(e.path.clone(), max_line)));
+                let watch = self.watcher.for_root(&e.path);
+                e.tracker = Some(Box::new(RootTracker::new(e.path.clone(), max_line, watch)));
                 e.last.error = Some(msg);
-                return false;
+                e.watched = false;
+                e.backlog = false;
+                return;
             }
         };
         e.tracker = Some(tracker);
@@ -379,7 +489,8 @@ impl RunnerCollector {
             e.work_due = true;
         }
         e.last = out.root;
-        out.backlog
+        e.watched = out.watched;
+        e.backlog = out.backlog;
     }
 
     /// Samples each work folder's filesystem (on rescans and when the
@@ -444,13 +555,46 @@ impl Collector for RunnerCollector {
         Duration::from_secs(15)
     }
 
+    /// Until a root has bytes left (soon), an inotify event (after
+    /// [`EVENT_DELAY`]), the systemd collector names a new unit root, an
+    /// unwatched root's `log_poll_interval` passed, or the rescan is due.
     async fn wait(&mut self) {
-        let delay = if self.backlog {
-            BACKLOG_DELAY
-        } else {
-            self.config.log_poll_interval.get()
-        };
-        tokio::time::sleep(delay).await;
+        if self.backlog {
+            tokio::time::sleep(BACKLOG_DELAY).await;
+            return;
+        }
+        let deadline = tokio::time::Instant::from_std(self.next_due());
+        loop {
+            if self.watcher.has_dirty() {
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + EVENT_DELAY))
+                    .await;
+                return;
+            }
+            let woken = {
+                let changes = async {
+                    match &mut self.changes {
+                        Some(c) => Woken::Snapshot(c.changed().await.is_ok()),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => Woken::Due,
+                    _ = self.watcher.notified() => Woken::Event,
+                    w = changes => w,
+                }
+            };
+            match woken {
+                Woken::Due => return,
+                // Looked at again at the top (the wake-up may be stale).
+                Woken::Event => {}
+                Woken::Snapshot(false) => self.changes = None,
+                Woken::Snapshot(true) => {
+                    if self.unit_roots_changed() {
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     async fn collect(&mut self, store: &Arc<Store>) -> anyhow::Result<Outcome<RunnerState>> {
@@ -459,6 +603,18 @@ impl Collector for RunnerCollector {
             .is_none_or(|t| t.elapsed() >= self.config.rescan_interval.get());
         if rescan {
             self.last_rescan = Some(Instant::now());
+        }
+        if self.watch_enabled && !self.watcher_started {
+            self.watcher_started = true;
+            self.watcher = Watcher::start();
+        }
+        if self.systemd_enabled && self.changes.is_none() && self.store.is_none() {
+            self.changes = Some(store.subscribe());
+            self.store = Some(Arc::clone(store));
+        }
+        if let Some(c) = &mut self.changes {
+            // Versions up to this one are read now.
+            c.borrow_and_update();
         }
         let units = self.unit_roots(store);
         self.discover_globs(rescan).await;

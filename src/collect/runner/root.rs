@@ -6,6 +6,7 @@
 use super::parse::{self, Line, Mode, ParseAux, ReadAt};
 use super::registration;
 use super::tail::{self, LineEvent, Sink, Tail};
+use super::watch::{self, RootWatch};
 use crate::snapshot::{LogState, Registration, RunnerRoot, SKIP_REASONS};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -105,6 +106,9 @@ pub struct PollOutput {
     pub work_dir: PathBuf,
     /// Bytes are left to read: poll again soon.
     pub backlog: bool,
+    /// Every change of the root will be reported by inotify: it need not
+    /// be polled until then.
+    pub watched: bool,
 }
 
 /// One runner root and its open logs.
@@ -114,6 +118,9 @@ pub struct RootTracker {
     polled: bool,
     accessible: bool,
     root_error: Option<String>,
+    /// The root's filesystem reports every change to inotify.
+    local_fs: bool,
+    watch: RootWatch,
     registration_error: Option<String>,
     diag_error: Option<String>,
     registration: Option<Registration>,
@@ -132,13 +139,15 @@ pub struct RootTracker {
 }
 
 impl RootTracker {
-    pub fn new(root: PathBuf, max_line: usize) -> Self {
+    pub fn new(root: PathBuf, max_line: usize, watch: RootWatch) -> Self {
         RootTracker {
             root,
             max_line,
             polled: false,
             accessible: false,
             root_error: None,
+            local_fs: false,
+            watch,
             registration_error: None,
             diag_error: None,
             registration: None,
@@ -157,13 +166,15 @@ impl RootTracker {
         }
     }
 
-    /// One poll: the root, `.runner` (when it changed), `.service` (on a
-    /// rescan), then new bytes of the logs.
+    /// One poll: the root, its watches, `.runner` (when it changed),
+    /// `.service` (on a rescan), then new bytes of the logs.
     pub fn poll(&mut self, rescan: bool) -> PollOutput {
         let first = !self.polled;
         self.polled = true;
         self.aux.read_at = Some(ReadAt::now());
         self.check_root();
+        // Watches first: whatever changes after this is reported.
+        let watched = self.watch.renew(self.root_error.is_none() && self.local_fs);
         self.check_registration();
         if self.root_error.is_none() && (first || rescan) {
             self.read_service();
@@ -182,6 +193,7 @@ impl RootTracker {
             root: self.snapshot(),
             work_dir: registration::work_dir(&self.root, self.work_folder.as_deref()),
             backlog,
+            watched,
         }
     }
 
@@ -192,6 +204,7 @@ impl RootTracker {
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&self.root);
+        self.local_fs = r.as_ref().is_ok_and(watch::local_filesystem);
         self.root_error = r
             .err()
             .map(|e| format!("cannot read runner root {}: {e}", self.root.display()));
