@@ -1396,3 +1396,149 @@ fn a_hung_filesystem_stalls_only_its_own_root() {
     drop(e);
     drop(mount);
 }
+
+/// With `log_poll_interval = "1h"` no timer reads the logs: only inotify
+/// events can make new lines show within a second or two.
+fn watched_config(dir: &Path, root: &Path) -> PathBuf {
+    config(dir, &[(root, None)], "log_poll_interval = \"1h\"\n")
+}
+
+/// Lines written to a watched root show within this (the event delay is
+/// 100 ms; the rest is slack for a busy machine).
+const EVENT_SOON: Duration = Duration::from_secs(2);
+
+fn wait_event(e: &Exporter, what: &str, f: impl Fn(&str) -> bool) -> Duration {
+    let started = Instant::now();
+    e.wait_metrics(EVENT_SOON, f).unwrap_or_else(|| {
+        panic!(
+            "{what} within {EVENT_SOON:?} (log_poll_interval 1h: only inotify can see it); log:\n{}",
+            e.logs()
+        )
+    });
+    started.elapsed()
+}
+
+#[test]
+fn a_watched_root_is_read_when_it_changes_not_on_a_timer() {
+    let t = Roots::new();
+    let basic = t.copy("basic", "basic");
+    let log = basic.join("_diag").join(RUNNER_LOG);
+    let cfg = watched_config(t.path(), &basic);
+    let e = start(&cfg, &[]);
+    ready(&e, "linux_runner");
+    let r = "linux_runner";
+    assert_eq!(
+        runner_val(&e.metrics(), "github_runner_job_running", r),
+        Some(1.0)
+    );
+    // Nothing was written for a while: the root is idle, then changes.
+    std::thread::sleep(Duration::from_millis(1500));
+    append(
+        &log,
+        status(
+            "2026-01-05 11:50:00Z",
+            &format!("Job {LINT_JOB} completed with result: Succeeded"),
+        )
+        .as_bytes(),
+    );
+    let took = wait_event(&e, "the lint job completed", |m| {
+        runner_val(m, "github_runner_job_running", r) == Some(0.0)
+    });
+    eprintln!("completion seen after {took:?}");
+    append(
+        &log,
+        status("2026-01-05 12:00:00Z", "Running job: watched").as_bytes(),
+    );
+    let took = wait_event(&e, "the next job running", |m| {
+        runner_val(m, "github_runner_job_running", r) == Some(1.0)
+    });
+    eprintln!("start seen after {took:?}");
+    assert!(took < EVENT_SOON);
+    let m = e.metrics();
+    assert_eq!(jobs(&m, r, "Succeeded"), Some(1.0));
+    assert_eq!(
+        runner_val(&m, "github_runner_job_started_timestamp_seconds", r),
+        Some(unix("2026-01-05 12:00:00Z"))
+    );
+    // A new log file (the agent's rotation) is found through the event on
+    // `_diag`, not a timer either.
+    append(
+        &basic.join("_diag/Runner_20260105-130000-utc.log"),
+        status(
+            "2026-01-05 13:00:00Z",
+            "Job watched completed with result: Failed",
+        )
+        .as_bytes(),
+    );
+    wait_event(&e, "the job completed in the new file", |m| {
+        jobs(m, r, "Failed") == Some(1.0)
+    });
+}
+
+#[test]
+fn a_diag_folder_created_after_startup_is_watched() {
+    let t = Roots::new();
+    let root = t.copy("basic", "fresh");
+    std::fs::remove_dir_all(root.join("_diag")).unwrap();
+    let cfg = watched_config(t.path(), &root);
+    let e = start(&cfg, &[]);
+    // Registered (.runner), service not started yet: no logs.
+    let m = ready(&e, "linux_runner");
+    assert_eq!(
+        runner_val(&m, "github_runner_root_accessible", "linux_runner"),
+        Some(1.0)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The service starts: the agent creates `_diag`, then its log.
+    std::fs::create_dir(root.join("_diag")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let log = root.join("_diag/Runner_20260107-080000-utc.log");
+    let mut text = entry(
+        "2026-01-07 08:00:01Z",
+        "INFO",
+        "Terminal",
+        "WRITE LINE: Current runner version: '2.330.0'",
+    );
+    text += &status("2026-01-07 08:00:02Z", "Listening for Jobs");
+    append(&log, text.as_bytes());
+    wait_event(&e, "the listener connected", |m| {
+        runner_val(m, "github_runner_listener_connected", "linux_runner") == Some(1.0)
+    });
+    // Lines appended to the new file are seen through the new watch.
+    append(
+        &log,
+        status("2026-01-07 08:01:00Z", "Running job: first").as_bytes(),
+    );
+    let took = wait_event(&e, "the first job running", |m| {
+        runner_val(m, "github_runner_job_running", "linux_runner") == Some(1.0)
+    });
+    eprintln!("start seen after {took:?}");
+}
+
+#[test]
+fn a_short_poll_interval_still_reads_changes() {
+    // The fallback path (roots that cannot be watched) is the same poll,
+    // on a timer: a root on a filesystem inotify cannot follow is polled.
+    // Here the timer alone must suffice even if no event were delivered.
+    let t = Roots::new();
+    let basic = t.copy("basic", "basic");
+    let log = basic.join("_diag").join(RUNNER_LOG);
+    let cfg = config(
+        t.path(),
+        &[(&basic, None)],
+        "log_poll_interval = \"200ms\"\n",
+    );
+    let e = start(&cfg, &[]);
+    ready(&e, "linux_runner");
+    append(
+        &log,
+        status(
+            "2026-01-05 11:50:00Z",
+            &format!("Job {LINT_JOB} completed with result: Failed"),
+        )
+        .as_bytes(),
+    );
+    wait(&e, "the lint job counted", |m| {
+        jobs(m, "linux_runner", "Failed") == Some(1.0)
+    });
+}
