@@ -3,15 +3,28 @@
 //!
 //! Roots come from `[[runner]] root`, from the working directories of the
 //! units the systemd collector found, and from `[runner_files]
-//! root_patterns`. Every `log_poll_interval` each root is polled on a
-//! blocking thread: one `stat` of `.runner` and of `_diag`, one `fstat` per
-//! open log, and a read of the bytes appended since the last poll. `_diag`
-//! is listed again only when its mtime changed (or on a rescan), so a
-//! folder with thousands of Worker logs costs nothing while idle. Every
-//! `rescan_interval` the globs are expanded again, `.service` is re-read
-//! and the work folder's filesystem is sampled. A poll that does not return
-//! (a hung mount) stalls only its own root, which is then reported as not
-//! accessible; statvfs likewise never blocks the collector.
+//! root_patterns`. A root is polled on a blocking thread: one `stat` of
+//! `.runner` and of `_diag`, one `fstat` per open log, and a read of the
+//! bytes appended since the last poll. `_diag` is listed again only when
+//! its mtime changed (or on a rescan), so a folder with thousands of
+//! Worker logs costs nothing while idle.
+//!
+//! When a root is polled: each poll also (re)adds inotify watches on the
+//! root and its `_diag` (`watch`), on that blocking thread, never on the
+//! runtime's. A root whose watches are in place is polled only when an
+//! event for it arrives (100 ms after the first of a burst), on a rescan,
+//! and while bytes are left to read; an idle runner costs no wake-up at
+//! all between rescans. A root that cannot be watched (missing, `_diag`
+//! not a watchable directory, inotify unavailable or out of watches, a
+//! network or FUSE filesystem) is polled every `log_poll_interval`, as is
+//! one whose poll has not returned. New unit roots are noticed when the
+//! snapshot changes (an in-memory comparison, no I/O).
+//!
+//! Every `rescan_interval` the globs are expanded again, `.service` is
+//! re-read, every root is polled and the work folder's filesystem is
+//! sampled. A poll that does not return (a hung mount) stalls only its own
+//! root, which is then reported as not accessible; statvfs likewise never
+//! blocks the collector.
 //!
 //! Only `.runner`, `.service` and `_diag/*.log` are ever opened.
 

@@ -15,8 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A directory whose mtime is this recent may change again within the
 /// same timestamp tick: list it again on the next poll.
 const RECENT_MTIME_SECS: i64 = 2;
-/// `_diag` is listed at least once every this many polls (10 minutes at
-/// the default 1 s poll interval).
+/// `_diag` is listed at least once every this many polls (10 minutes for
+/// a root polled every 1 s; a watched root is polled on its events and
+/// rescans, and every change of `_diag` is an event).
 const FORCE_LIST_POLLS: u32 = 600;
 
 /// What a file looked like last time: changes mean "read it again".

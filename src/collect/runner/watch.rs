@@ -56,9 +56,24 @@ pub fn local_filesystem(dir: &std::fs::File) -> bool {
     // SAFETY: statfs is plain data; fstatfs fills it or fails.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: a valid open descriptor and a valid out pointer.
-    if unsafe { libc::fstatfs(dir.as_raw_fd(), &mut st) } != 0 {
+    let r = unsafe { libc::fstatfs(dir.as_raw_fd(), &mut st) };
+    r == 0 && watchable(&st)
+}
+
+/// The same for a path (`_diag` may be a mount or a symlink of its own).
+fn local_path(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
-    }
+    };
+    // SAFETY: statfs is plain data; statfs(2) fills it or fails.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out pointer.
+    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    r == 0 && watchable(&st)
+}
+
+fn watchable(st: &libc::statfs) -> bool {
     // f_type's width differs between targets; the magic numbers are u32.
     #[allow(clippy::unnecessary_cast)]
     let magic = st.f_type as u32;
@@ -262,7 +277,11 @@ impl RootWatch {
         let root = self.root.clone();
         let ok = match self.add(&watches, &root, true) {
             Ok(()) => match self.add(&watches, &root.join("_diag"), false) {
-                Ok(()) => true,
+                Ok(()) if local_path(&root.join("_diag")) => true,
+                Ok(()) => {
+                    self.drop_wd(false);
+                    false
+                }
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     self.drop_wd(false);
                     true
