@@ -18,7 +18,9 @@ short interval, so it cycles back to back; CPU is utime+stime from
   systemd  resync_interval 50ms; cycles = ListUnitsByPatterns calls the fake
            counted (one per resync); 6 Properties.Get per unit, and the /proc
            scan for the runner's processes under each WorkingDirectory
-  runner   poll: log_poll_interval 100ms, rescan 1h (stat .runner, _diag and
+  runner   watch = false, so every root is polled on the timer (the path of
+           roots inotify cannot watch; watched roots are read on events):
+           poll: log_poll_interval 100ms, rescan 1h (stat .runner, _diag and
            the open logs of every root); rescan: both 100ms (globs, .service,
            _diag listing, statvfs of the work folder on every poll);
            cycles = window / (interval + last duration)
@@ -30,6 +32,7 @@ systemd resync 30s, runner poll 1s / rescan 30s, github 60s), roots found
 through the units' WorkingDirectory, no scrapes, for IDLE_SECONDS.
 
   benches/collection.sh [--runners 1,10] [--seconds 30] [--idle-seconds 300]
+                       [--idle-poll]
 """
 
 import argparse
@@ -45,6 +48,11 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests/fixtures/runner/basic")
 from procstat import TICK, cpu_seconds, free_port, rss_kib, value
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
 
 
 def rss_mib(pid):
@@ -166,10 +174,11 @@ def toml_list(xs):
 
 
 def config(host=False, host_interval="1h", systemd=False, resync="30s", runner=False,
-           poll="1s", rescan="30s", roots=(), github=None):
+           poll="1s", rescan="30s", watch=True, roots=(), github=None):
     c = f'[host]\nenabled = {str(host).lower()}\nsample_interval = "{host_interval}"\n\n'
     c += f'[systemd]\nenabled = {str(systemd).lower()}\nresync_interval = "{resync}"\n\n'
     c += (f'[runner_files]\nenabled = {str(runner).lower()}\nroot_patterns = []\n'
+          f'watch = {str(watch).lower()}\n'
           f'log_poll_interval = "{poll}"\nrescan_interval = "{rescan}"\n\n')
     if github:
         url, token, interval = github
@@ -235,10 +244,10 @@ def run_env(args, n, rows, idle_rows):
         phase("systemd resync", config(systemd=True, resync="50ms"),
               lambda m: success("systemd")(m) and len(samples(m, "github_runner_service_info{")) >= n,
               lambda e: (lambda: fs.calls("ListUnitsByPatterns")), "systemd units")
-        phase("runner poll", config(runner=True, poll="100ms", rescan="1h", roots=roots),
+        phase("runner poll", config(runner=True, poll="100ms", rescan="1h", watch=False, roots=roots),
               lambda m: success("runner")(m) and len(samples(m, "github_runner_job_running{")) == n,
               lambda e: by_interval(e, 0.1, "runner"), "runner roots")
-        phase("runner rescan", config(runner=True, poll="100ms", rescan="100ms", roots=roots),
+        phase("runner rescan", config(runner=True, poll="100ms", rescan="100ms", watch=False, roots=roots),
               lambda m: success("runner")(m) and len(samples(m, "github_runner_job_running{")) == n,
               lambda e: by_interval(e, 0.1, "runner"), "runner roots")
 
@@ -249,25 +258,31 @@ def run_env(args, n, rows, idle_rows):
               lambda m: success("github")(m) and samples(m, "github_runner_registered{").count(1.0) == n,
               api_polls, "GitHub answers")
 
-        # Idle: everything on, default intervals, roots from the units.
-        cfg = (f'[systemd]\nenabled = true\n\n[runner_files]\nroot_patterns = []\n\n'
-               f'[github]\nscope = "self"\napi_url = "{fg.url}"\ntoken_file = "{token}"\n')
-        e = Exporter(args.binary, base, cfg, env)
-        try:
-            e.wait_for(lambda m: all(success(c)(m) for c in ("host", "systemd", "runner", "github"))
-                       and samples(m, "github_runner_registered{").count(1.0) == n
-                       and len(samples(m, "github_runner_service_info{")) >= n,
-                       "every collector", limit=60)
-            time.sleep(3)
-            c0, t0 = cpu_seconds(e.proc.pid), time.monotonic()
-            time.sleep(args.idle_seconds)
-            cpu, window = cpu_seconds(e.proc.pid) - c0, time.monotonic() - t0
-            share = 100 * cpu / window
-            idle_rows.append((n, window, cpu, share, rss_mib(e.proc.pid)))
-            print(f"  idle, defaults         {n:>2} runners: CPU {cpu * 1000:.0f} ms in {window:.0f} s = "
-                  f"{share:.4f}% of one core, RSS {rss_mib(e.proc.pid):.1f} MiB", flush=True)
-        finally:
-            e.stop()
+        # Idle: everything on, default intervals, roots from the units;
+        # with --idle-poll also with watch = false (every root polled every
+        # second, as before inotify), in the same run.
+        for watch in [True] + ([False] if args.idle_poll else []):
+            cfg = (f'[systemd]\nenabled = true\n\n[runner_files]\nroot_patterns = []\n'
+                   f'watch = {str(watch).lower()}\n\n'
+                   f'[github]\nscope = "self"\napi_url = "{fg.url}"\ntoken_file = "{token}"\n')
+            mode = "defaults" if watch else "watch = false"
+            e = Exporter(args.binary, base, cfg, env)
+            try:
+                e.wait_for(lambda m: all(success(c)(m) for c in ("host", "systemd", "runner", "github"))
+                           and samples(m, "github_runner_registered{").count(1.0) == n
+                           and len(samples(m, "github_runner_service_info{")) >= n,
+                           "every collector", limit=60)
+                time.sleep(3)
+                c0, t0 = cpu_seconds(e.proc.pid), time.monotonic()
+                time.sleep(args.idle_seconds)
+                cpu, window = cpu_seconds(e.proc.pid) - c0, time.monotonic() - t0
+                share = 100 * cpu / window
+                idle_rows.append((n, mode, window, cpu, share, rss_mib(e.proc.pid)))
+                print(f"  idle, {mode:<15} {n:>2} runners: CPU {cpu * 1000:.0f} ms in {window:.0f} s = "
+                      f"{share:.4f}% of one core, RSS {rss_mib(e.proc.pid):.1f} MiB, "
+                      f"load average {loadavg()}", flush=True)
+            finally:
+                e.stop()
     finally:
         for f in (fg, fs):
             if f:
@@ -287,13 +302,14 @@ def main():
     ap.add_argument("--others", type=int, default=20, help="non-runner units on the fake bus")
     ap.add_argument("--seconds", type=int, default=30, help="window per collector phase")
     ap.add_argument("--idle-seconds", type=int, default=300)
+    ap.add_argument("--idle-poll", action="store_true",
+                    help="also measure idle with watch = false (the timer poll of every root)")
     ap.add_argument("--dir", default=None, help="where the roots are created (default: $TMPDIR)")
     args = ap.parse_args()
     for b in (args.binary, args.fake_systemd, args.fake_github):
         if not os.access(b, os.X_OK):
             sys.exit(f"no binary at {b}: run benches/collection.sh (it builds them)")
-    with open("/proc/loadavg") as f:
-        load = f.read().split()[0]
+    load = loadavg()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, kernel {platform.release()}, "
           f"load average {load} at start; CPU from /proc/PID/stat ({1000 // TICK} ms ticks)", flush=True)
     rows, idle_rows = [], []
@@ -306,10 +322,11 @@ def main():
     for label, n, cycles, window, cpu, rss in rows:
         print(f"| {label} | {n} | {cycles:,.0f} | {window:.0f} | {cpu * 1000:,.0f} | {cpu * 1000 / max(cycles, 1):.3f} | {rss:.1f} |")
     print()
-    print("| idle, default intervals, no scrapes | window (s) | CPU (ms) | share of one core | RSS (MiB) |")
-    print("|---|---|---|---|---|")
-    for n, window, cpu, share, rss in idle_rows:
-        print(f"| {n} runner{'s' if n > 1 else ''} | {window:.0f} | {cpu * 1000:.0f} | {share:.4f}% | {rss:.1f} |")
+    print("| idle, default intervals, no scrapes | runner_files | window (s) | CPU (ms) | share of one core | RSS (MiB) |")
+    print("|---|---|---|---|---|---|")
+    for n, mode, window, cpu, share, rss in idle_rows:
+        print(f"| {n} runner{'s' if n > 1 else ''} | {mode} | {window:.0f} | {cpu * 1000:.0f} | {share:.4f}% | {rss:.1f} |")
+    print(f"load average {loadavg()} at the end")
 
 
 if __name__ == "__main__":

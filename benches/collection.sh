@@ -4,7 +4,7 @@
 # steady idle CPU with default intervals and no scrapes. See
 # benches/collection.py for the method and docs/BENCHMARKS.md for figures.
 #
-#   benches/collection.sh [--runners 1,10] [--seconds 30] [--idle-seconds 300]
+#   benches/collection.sh [--runners 1,10] [--seconds 30] [--idle-seconds 300] [--idle-poll]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v dbus-daemon >/dev/null || {

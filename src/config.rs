@@ -138,7 +138,11 @@ pub struct RunnerFilesConfig {
     /// Glob patterns searched for runner roots (directories holding `.runner`
     /// or `_diag`), besides unit WorkingDirectory and `[[runner]] root`.
     pub root_patterns: Vec<String>,
-    /// How often the newest `_diag` logs are checked for new bytes.
+    /// Watch runner roots with inotify and read them when they change;
+    /// false polls every root every `log_poll_interval`.
+    pub watch: bool,
+    /// How often a root that is not watched (or cannot be) is checked for
+    /// new log bytes.
     pub log_poll_interval: Dur,
     /// How often runner roots are searched again, `.service` re-read and
     /// the work folder's filesystem sampled (`.runner` is re-read on the
@@ -160,6 +164,7 @@ impl Default for RunnerFilesConfig {
             ]
             .map(String::from)
             .to_vec(),
+            watch: true,
             log_poll_interval: Dur::secs(1),
             rescan_interval: Dur::secs(30),
             max_line_bytes: 1024 * 1024,

@@ -1516,17 +1516,17 @@ fn a_diag_folder_created_after_startup_is_watched() {
 }
 
 #[test]
-fn a_short_poll_interval_still_reads_changes() {
-    // The fallback path (roots that cannot be watched) is the same poll,
-    // on a timer: a root on a filesystem inotify cannot follow is polled.
-    // Here the timer alone must suffice even if no event were delivered.
+fn with_watch_off_roots_are_polled_on_the_timer() {
+    // `watch = false` takes the path of a root inotify cannot watch (no
+    // inotify, out of watches, a network or FUSE filesystem): polled every
+    // log_poll_interval, nothing else.
     let t = Roots::new();
     let basic = t.copy("basic", "basic");
     let log = basic.join("_diag").join(RUNNER_LOG);
     let cfg = config(
         t.path(),
         &[(&basic, None)],
-        "log_poll_interval = \"200ms\"\n",
+        "watch = false\nlog_poll_interval = \"200ms\"\n",
     );
     let e = start(&cfg, &[]);
     ready(&e, "linux_runner");
@@ -1540,5 +1540,13 @@ fn a_short_poll_interval_still_reads_changes() {
     );
     wait(&e, "the lint job counted", |m| {
         jobs(m, "linux_runner", "Failed") == Some(1.0)
+    });
+    // A new file in `_diag`, found by the poll's listing.
+    append(
+        &basic.join("_diag/Runner_20260105-130000-utc.log"),
+        status("2026-01-05 13:00:00Z", "Running job: polled").as_bytes(),
+    );
+    wait(&e, "the job in the new file running", |m| {
+        runner_val(m, "github_runner_job_running", "linux_runner") == Some(1.0)
     });
 }

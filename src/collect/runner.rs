@@ -16,8 +16,8 @@
 //! and while bytes are left to read; an idle runner costs no wake-up at
 //! all between rescans. A root that cannot be watched (missing, `_diag`
 //! not a watchable directory, inotify unavailable or out of watches, a
-//! network or FUSE filesystem) is polled every `log_poll_interval`, as is
-//! one whose poll has not returned. New unit roots are noticed when the
+//! network or FUSE filesystem, or `watch = false`) is polled every
+//! `log_poll_interval`, as is one whose poll has not returned. New unit roots are noticed when the
 //! snapshot changes (an in-memory comparison, no I/O).
 //!
 //! Every `rescan_interval` the globs are expanded again, `.service` is
@@ -216,7 +216,7 @@ impl RunnerCollector {
             published: None,
             backlog: false,
             returned: Arc::default(),
-            watch_enabled: true,
+            watch_enabled: config.runner_files.watch,
             watcher: Watcher::default(),
             watcher_started: false,
             changes: None,
