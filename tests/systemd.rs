@@ -741,3 +741,32 @@ fn check_reads_units_once_in_process() {
     assert!(!stdout.contains("ssh.service"), "{stdout}");
     assert!(fake.calls("ListUnitsByPatterns") >= 1);
 }
+
+#[test]
+fn a_unit_added_later_leads_to_its_root_without_waiting_for_a_rescan() {
+    // Rescans and the timer poll are an hour apart: only the runner
+    // collector waking on the systemd collector's new state finds the root.
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("later-runner");
+    testkit::copy_dir(&testkit::fixtures_dir().join("runner/basic"), &root);
+    let fake = FakeSystemd::start([Unit::running(R1)]);
+    let config = format!(
+        "{NO_POLL}[runner_files]\nroot_patterns = []\nlog_poll_interval = \"1h\"\nrescan_interval = \"1h\"\n"
+    );
+    let (e, _d) = exporter(&fake, &config);
+    e.wait_metrics(Duration::from_secs(10), |m| exported_units(m).len() == 1)
+        .unwrap_or_else(|| panic!("one unit; log:\n{}", e.logs()));
+    let added = Instant::now();
+    fake.add_unit(Unit::running(TRUNCATED).with_working_directory(&root));
+    let m = e
+        .wait_metrics(Duration::from_secs(2), |m| {
+            m.contains("github_runner_info{runner=\"linux_runner\"")
+                && state(m, "linux_runner", TRUNCATED, "active") == Some(1.0)
+        })
+        .unwrap_or_else(|| panic!("the new unit's root is read; log:\n{}", e.logs()));
+    eprintln!("new unit's root read after {:?}", added.elapsed());
+    assert_eq!(
+        sample_value(&m, "github_runner_job_running{runner=\"linux_runner\"}"),
+        Some(1.0)
+    );
+}
