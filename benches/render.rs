@@ -172,6 +172,7 @@ fn root(i: usize, now: f64) -> RunnerRoot {
             files_free: 6_000_000,
         }),
         logs,
+        watched: true,
     }
 }
 

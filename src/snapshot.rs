@@ -447,6 +447,8 @@ pub struct RunnerRoot {
     pub service_unit: Option<String>,
     pub work_fs: Option<FsUsage>,
     pub logs: LogState,
+    /// Watched with inotify (read on changes), not polled on a timer.
+    pub watched: bool,
 }
 
 /// The fields of `.runner` the exporter uses. All optional: the agent omits

@@ -1325,7 +1325,13 @@ fn a_hung_filesystem_stalls_only_its_own_root() {
     };
     let cfg = config(t.path(), &[(&mountpoint, None), (&other, None)], "");
     let e = start(&cfg, &[]);
-    ready_all(&e, &["linux_runner", "deploy-primary"]);
+    let m = ready_all(&e, &["linux_runner", "deploy-primary"]);
+    // A FUSE mount may not report changes made beneath it (the runner
+    // writes to the source here): polled, not watched.
+    assert_eq!(
+        sample_value(&m, "github_runner_exporter_runner_watched_roots"),
+        Some(1.0)
+    );
 
     // The mount hangs: every stat, open and read on it blocks.
     mount.signal(libc::SIGSTOP);
@@ -1427,8 +1433,10 @@ fn a_watched_root_is_read_when_it_changes_not_on_a_timer() {
     let e = start(&cfg, &[]);
     ready(&e, "linux_runner");
     let r = "linux_runner";
+    let m = e.metrics();
+    assert_eq!(runner_val(&m, "github_runner_job_running", r), Some(1.0));
     assert_eq!(
-        runner_val(&e.metrics(), "github_runner_job_running", r),
+        sample_value(&m, "github_runner_exporter_runner_watched_roots"),
         Some(1.0)
     );
     // Nothing was written for a while: the root is idle, then changes.
@@ -1529,7 +1537,11 @@ fn with_watch_off_roots_are_polled_on_the_timer() {
         "watch = false\nlog_poll_interval = \"200ms\"\n",
     );
     let e = start(&cfg, &[]);
-    ready(&e, "linux_runner");
+    let m = ready(&e, "linux_runner");
+    assert_eq!(
+        sample_value(&m, "github_runner_exporter_runner_watched_roots"),
+        Some(0.0)
+    );
     append(
         &log,
         status(

@@ -160,6 +160,7 @@ impl RootEntry {
         let mut r = self.last.clone();
         r.sources = self.sources;
         r.work_fs = self.work_fs;
+        r.watched = self.watched && self.tracker.is_some();
         r
     }
 }

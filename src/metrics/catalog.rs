@@ -483,6 +483,12 @@ pub static EXPORTER_LOG_SKIPPED: Family = counter(
     &["runner", "reason"],
     "Log lines the exporter could not use: reason=\"too_long\", \"invalid_utf8\", \"malformed\" or \"not_regular_file\".",
 );
+pub static EXPORTER_RUNNER_WATCHED_ROOTS: Family = gauge(
+    Exporter,
+    "github_runner_exporter_runner_watched_roots",
+    &[],
+    "Runner roots watched with inotify, read as soon as they change; the other roots are polled every log_poll_interval (missing, on a network or FUSE filesystem, out of inotify watches, or watch = false).",
+);
 pub static EXPORTER_CONFIG_RELOAD_OK: Family = gauge(
     Exporter,
     "github_runner_exporter_config_last_reload_successful",
@@ -597,6 +603,7 @@ pub static ALL: &[&Family] = &[
     &EXPORTER_COLLECTOR_TARGETS,
     &EXPORTER_LOG_BYTES,
     &EXPORTER_LOG_SKIPPED,
+    &EXPORTER_RUNNER_WATCHED_ROOTS,
     &EXPORTER_CONFIG_RELOAD_OK,
     &EXPORTER_CONFIG_RELOAD_TS,
     &PROCESS_CPU_SECONDS,

@@ -339,6 +339,11 @@ fn exporter(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
             f.sample(&[n, reason], r.logs.skipped[i] as f64);
         }
     }
+    if let Some(s) = snap.runner.state.as_ref().filter(|_| snap.runner.enabled) {
+        let watched = s.roots.iter().filter(|r| r.watched).count();
+        e.family(&c::EXPORTER_RUNNER_WATCHED_ROOTS)
+            .sample(&[], watched as f64);
+    }
     e.family(&c::EXPORTER_CONFIG_RELOAD_OK)
         .flag(&[], snap.reload.last_ok);
     e.family(&c::EXPORTER_CONFIG_RELOAD_TS)

@@ -393,6 +393,7 @@ impl RootTracker {
             service_unit: self.service_unit.clone(),
             work_fs: None,
             logs: self.logs.clone(),
+            watched: false,
         }
     }
 }
