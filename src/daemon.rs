@@ -214,8 +214,12 @@ pub fn serve(cli: &Cli) -> ExitCode {
         eprintln!("error: --web.telemetry-path must start with / and not be / itself");
         return ExitCode::FAILURE;
     }
+    // Two workers, or one when the process may run on one CPU only (its
+    // affinity mask or cgroup quota): two workers on one CPU only take
+    // turns, and a request waits for the other's time slice.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .max_blocking_threads(16)
         .thread_name("rhe-worker")
         .enable_all()
