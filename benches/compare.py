@@ -10,9 +10,12 @@ that match ours: cpu, meminfo, filesystem, loadavg.
 
 Each load runs in two placements (on a machine with at least 2 CPUs):
   shared  wrk (2 threads) and the exporter on all CPUs, as they come;
-  pinned  the exporter's threads on CPU 0 (taskset -a -p on the running
-          process), wrk with 1 thread on CPU 1, so the load generator does
-          not take CPU from the exporter (nor the reverse).
+  pinned  a second instance of each exporter, started on CPU 0 (taskset -c 0,
+          so each runtime sizes itself for one CPU: one tokio worker for
+          ours, GOMAXPROCS=1 for node_exporter), wrk with 1 thread on
+          CPU 1, so the load generator does not take CPU from the exporter
+          (nor the reverse). Memory and start-up are measured on the
+          shared instances.
 The run-queue wait rows say how long the exporter's threads were ready to
 run but had no CPU during a load (from /proc/PID/task/*/schedstat): the
 share of the latency that is CPU contention rather than work.
@@ -95,29 +98,17 @@ def parse_wrk(out):
     return req, rps, lat
 
 
-ALL_CPUS = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
-
-
-def set_affinity(pid, cpus):
-    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, capture_output=True)
-
-
 def load(target, conns, duration, placement):
     if placement == "pinned":
-        set_affinity(target.proc.pid, "0")
         argv = ["taskset", "-c", "1", "wrk", "-t1"]
     else:
         argv = ["wrk", f"-t{min(conns, 2)}"]
     before = cpu_seconds(target.proc.pid)
     wait_before = runqueue_wait_s(target.proc.pid)
-    try:
-        out = subprocess.run(
-            argv + [f"-c{conns}", f"-d{duration}s", "--latency", target.url],
-            check=True, capture_output=True, text=True,
-        ).stdout
-    finally:
-        if placement == "pinned":
-            set_affinity(target.proc.pid, ALL_CPUS)
+    out = subprocess.run(
+        argv + [f"-c{conns}", f"-d{duration}s", "--latency", target.url],
+        check=True, capture_output=True, text=True,
+    ).stdout
     after = cpu_seconds(target.proc.pid)
     wait = runqueue_wait_s(target.proc.pid) - wait_before
     req, rps, lat = parse_wrk(out)
@@ -163,6 +154,13 @@ def main():
                                     f"--web.listen-address=127.0.0.1:{{}}"], free_port())
     node.argv[-1] = node.argv[-1].format(node.port)
     targets = [ours, node]
+    # The pinned placement's instances, started on CPU 0.
+    pinned = {}
+    if "pinned" in placements:
+        for t in targets:
+            port = free_port()
+            argv = ["taskset", "-c", "0"] + [a.replace(str(t.port), str(port)) for a in t.argv]
+            pinned[t.name] = Target(t.name, argv, port)
     results = {t.name: {"start_ms": [], "rss_idle": 0} for t in targets}
     for t in targets:
         for c in (1, 16):
@@ -172,6 +170,8 @@ def main():
         for t in targets:
             t.start()
             results[t.name]["start_ms"].append(t.start_ms)
+        for t in pinned.values():
+            t.start()
         time.sleep(3)
         for t in targets:
             results[t.name]["rss_idle"] = rss_kib(t.proc.pid)
@@ -184,7 +184,8 @@ def main():
                 for placement in placements:
                     order = targets if rnd % 2 == 0 else list(reversed(targets))
                     for t in order:
-                        results[t.name][f"c{conns}_{placement}"].append(load(t, conns, args.duration, placement))
+                        target = pinned[t.name] if placement == "pinned" else t
+                        results[t.name][f"c{conns}_{placement}"].append(load(target, conns, args.duration, placement))
         for t in targets:
             results[t.name]["rss_after"] = rss_kib(t.proc.pid)
             results[t.name]["rss_peak"] = rss_kib(t.proc.pid, "VmHWM")
@@ -195,7 +196,7 @@ def main():
                 t.start()
                 results[t.name]["start_ms"].append(t.start_ms)
     finally:
-        for t in targets:
+        for t in targets + list(pinned.values()):
             try:
                 t.stop()
             except Exception:
