@@ -38,7 +38,9 @@ mod watch;
 use super::{Collector, Outcome};
 use crate::config::Config;
 use crate::config::RunnerFilesConfig;
-use crate::snapshot::{FsUsage, RootSources, RunnerRoot, RunnerState, Section, Snapshot, Store};
+use crate::snapshot::{
+    FsUsage, RootSources, RunnerRoot, RunnerState, Section, Snapshot, Store, SystemdState,
+};
 use root::{PollOutput, RootTracker};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -189,6 +191,16 @@ pub struct RunnerCollector {
     store: Option<Arc<Store>>,
 }
 
+/// The runner units' working directories (their roots), normalised; a
+/// relative path or `/` is not a root.
+fn working_directories(s: &SystemdState) -> impl Iterator<Item = PathBuf> + '_ {
+    s.units
+        .iter()
+        .filter_map(|u| u.working_directory.as_deref())
+        .filter(|p| p.is_absolute() && p.parent().is_some())
+        .map(discover::normalize)
+}
+
 /// What ended a wait.
 enum Woken {
     Due,
@@ -242,13 +254,7 @@ impl RunnerCollector {
         let Some(s) = snap.systemd.state.as_ref() else {
             return false;
         };
-        let roots = s
-            .units
-            .iter()
-            .filter_map(|u| u.working_directory.as_deref())
-            .filter(|p| p.is_absolute() && p.parent().is_some())
-            .map(discover::normalize);
-        !roots.eq(self.last_unit_roots.iter().cloned())
+        !working_directories(s).eq(self.last_unit_roots.iter().cloned())
     }
 
     /// When the next tick is due without events: the rescan, and the
@@ -286,13 +292,7 @@ impl RunnerCollector {
         }
         let snap = store.read();
         if let Some(s) = snap.systemd.state.as_ref() {
-            self.last_unit_roots = s
-                .units
-                .iter()
-                .filter_map(|u| u.working_directory.as_deref())
-                .filter(|p| p.is_absolute() && p.parent().is_some())
-                .map(discover::normalize)
-                .collect();
+            self.last_unit_roots = working_directories(s).collect();
         }
         self.last_unit_roots.clone()
     }
