@@ -42,6 +42,13 @@ pub fn rfc3339_millis(unix: f64) -> String {
     )
 }
 
+/// `p` as a number when it is exactly `n` ASCII digits.
+fn digits(p: &str, n: usize) -> Option<u32> {
+    (p.len() == n && p.bytes().all(|c| c.is_ascii_digit()))
+        .then(|| p.parse().ok())
+        .flatten()
+}
+
 /// Parses `yyyy-MM-dd HH:mm:ssZ` (also with `T`) into seconds since the epoch.
 pub fn parse_log_timestamp(s: &str) -> Option<f64> {
     let b = s.as_bytes();
@@ -57,14 +64,7 @@ pub fn parse_log_timestamp(s: &str) -> Option<f64> {
     if b[10] != b' ' && b[10] != b'T' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
+    let num = |r: std::ops::Range<usize>| digits(s.get(r.clone())?, r.len());
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
@@ -85,11 +85,6 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
     let parts: Vec<&str> = rest.split(' ').collect();
     let [day, month, year, time, "GMT"] = parts.as_slice() else {
         return None;
-    };
-    let digits = |p: &str, n: usize| -> Option<u32> {
-        (p.len() == n && p.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| p.parse().ok())
-            .flatten()
     };
     let d = digits(day, 2)?;
     let y = digits(year, 4)?;
