@@ -43,11 +43,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests/fixtures/runner/basic")
-from procstat import TICK, cpu_seconds, free_port, rss_kib, value
+from procstat import TICK, cpu_seconds, free_port, rss_kib, scrape, stop, value
 
 
 def loadavg():
@@ -142,8 +141,7 @@ class Exporter:
         )
 
     def metrics(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-            return r.read().decode()
+        return scrape(self.port)
 
     def wait_for(self, pred, what, limit=30.0):
         deadline = time.monotonic() + limit
@@ -161,12 +159,7 @@ class Exporter:
         sys.exit(f"exporter: no {what} within {limit:.0f} s\n{last}")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)
 
 
 def toml_list(xs):

@@ -1,8 +1,11 @@
-"""What the benchmark scripts read from /proc and from an exposition: one
-copy for compare.py, collection.py and runner_collector.py."""
+"""What the benchmark scripts read from /proc and from an exposition, and
+how they scrape and stop an exporter: one copy for compare.py,
+collection.py and runner_collector.py."""
 
 import os
 import socket
+import subprocess
+import urllib.request
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -37,3 +40,19 @@ def value(text, series):
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+def scrape(port, timeout=5):
+    """GET /metrics of the exporter on a loopback port, as text."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
+        return r.read().decode()
+
+
+def stop(proc):
+    """SIGTERM, then SIGKILL if the process has not exited within 5 s."""
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -23,9 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-from procstat import cpu_seconds, free_port, value
+from procstat import cpu_seconds, free_port, scrape, stop, value
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -121,8 +120,7 @@ class Exporter:
         )
 
     def metrics(self, timeout=5):
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port, timeout=timeout) as r:
-            return r.read().decode()
+        return scrape(self.port, timeout)
 
     def wait_for(self, pred, limit=30.0, step=0.002):
         deadline = time.monotonic() + limit
@@ -140,12 +138,7 @@ class Exporter:
         return cpu_seconds(self.proc.pid)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)
 
 
 def du(path):
