@@ -247,17 +247,7 @@ stale_intervals = 3
 
     /// The status and reason of one check of the runner in `/health`.
     fn check(&self, check: &str) -> Option<(String, String)> {
-        let v = self.health_json()?;
-        v["runners"][0]["checks"]
-            .as_array()?
-            .iter()
-            .find(|c| c["check"] == check)
-            .map(|c| {
-                (
-                    c["status"].as_str().unwrap_or("").to_string(),
-                    c["reason"].as_str().unwrap_or("").to_string(),
-                )
-            })
+        testkit::health_check(&self.health_json()?, check)
     }
 
     fn wait_check(&self, check: &str, status: &str, reason_has: &str) -> String {

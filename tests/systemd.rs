@@ -595,16 +595,7 @@ fn health_check(e: &Exporter, runner: &str, check: &str) -> Option<(String, Stri
         &[("Accept", "application/json")],
     );
     let v: serde_json::Value = serde_json::from_str(&r.body()).ok()?;
-    v["runners"][0]["checks"]
-        .as_array()?
-        .iter()
-        .find(|c| c["check"] == check)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or("").to_string(),
-                c["reason"].as_str().unwrap_or("").to_string(),
-            )
-        })
+    testkit::health_check(&v, check)
 }
 
 #[test]

@@ -56,6 +56,21 @@ pub fn sample_value(exposition: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// The status and reason of check `check` of the first runner in a
+/// `/health` JSON report.
+pub fn health_check(report: &serde_json::Value, check: &str) -> Option<(String, String)> {
+    report["runners"][0]["checks"]
+        .as_array()?
+        .iter()
+        .find(|c| c["check"] == check)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+}
+
 /// Copies a directory tree (a fixture runner root into a temp dir); files
 /// become writable so tests can append to logs.
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
