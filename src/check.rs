@@ -74,18 +74,6 @@ fn selector(args: &CheckArgs) -> Selector {
     }
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The `/health` URL for `--url`: the path defaults to /health, the
 /// selection flags become query parameters.
 pub fn health_url(base: &str, args: &CheckArgs) -> anyhow::Result<hyper::Uri> {
@@ -111,7 +99,7 @@ pub fn health_url(base: &str, args: &CheckArgs) -> anyhow::Result<hyper::Uri> {
         ("environment", &args.environment),
     ] {
         if let Some(v) = v {
-            query.push(format!("{k}={}", percent_encode(v)));
+            query.push(format!("{k}={}", crate::query::encode(v)));
         }
     }
     let q = if query.is_empty() {
@@ -204,7 +192,11 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
                 let config = crate::config::load(cli.config_source())?;
                 let store = collect_once(&config).await;
                 let snap = store.read();
-                Ok(health::evaluate(&snap, &selector(args), now_unix()))
+                Ok(health::evaluate_snapshot(
+                    &snap,
+                    &selector(args),
+                    now_unix(),
+                ))
             }
         }
     });
@@ -219,7 +211,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
             } else {
                 print!("{}", health::render_text(&report, use_color()));
             }
-            ExitCode::from(health::exit_code(&report))
+            ExitCode::from(report.exit_code())
         }
         Err(e) => {
             eprintln!("error: {e:#}");

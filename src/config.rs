@@ -11,6 +11,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Where runbook links point unless `[health] runbook_base_url` says
+/// otherwise: the repository's `docs/runbooks/`.
+pub const DEFAULT_RUNBOOK_BASE: &str =
+    concat!(env!("CARGO_PKG_REPOSITORY"), "/blob/main/docs/runbooks");
+
 /// Where packages install the config, and where `serve` looks by default.
 pub const DEFAULT_PATH: &str = "/etc/runner-health-exporter/config.toml";
 
@@ -310,7 +315,7 @@ impl Default for HealthConfig {
             job_success_min_jobs: 5,
             job_duration_p95_max: Dur::secs(600),
             disk_fill_horizon: Dur::secs(4 * 3600),
-            runbook_base_url: crate::health::DEFAULT_RUNBOOK_BASE.to_string(),
+            runbook_base_url: DEFAULT_RUNBOOK_BASE.to_string(),
         }
     }
 }

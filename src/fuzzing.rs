@@ -519,7 +519,7 @@ pub fn accept(data: &[u8]) {
                 ("environment", &sel.environment),
             ] {
                 if let Some(v) = v {
-                    query.push(format!("{k}={}", percent_encode(v)));
+                    query.push(format!("{k}={}", crate::query::encode(v)));
                 }
             }
             let query = query.join("&");
@@ -533,16 +533,4 @@ pub fn accept(data: &[u8]) {
         }
         Err(e) => assert!(!e.is_empty()),
     }
-}
-
-fn percent_encode(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -282,7 +282,8 @@ fn health<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             )
         }
     };
-    let report = crate::health::evaluate(&app.store.read(), &selector, crate::snapshot::now_unix());
+    let report =
+        crate::health::evaluate_snapshot(&app.store.read(), &selector, crate::snapshot::now_unix());
     let status = if report.healthy {
         StatusCode::OK
     } else {

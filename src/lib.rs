@@ -17,6 +17,7 @@ pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod query;
 pub mod snapshot;
 pub mod timefmt;
 pub mod webconfig;

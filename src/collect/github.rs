@@ -32,6 +32,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// The collector's name: its section and its `collector` label.
+pub const NAME: &str = "github";
+
 /// The API base when nothing else names one (fleet scope).
 pub const DEFAULT_API: &str = "https://api.github.com";
 /// Pages followed per list at most (100 runners each).
@@ -460,7 +463,7 @@ impl GithubCollector {
 
 impl Collector for GithubCollector {
     type State = GithubState;
-    const NAME: &'static str = "github";
+    const NAME: &'static str = NAME;
 
     fn section(snap: &mut Snapshot) -> &mut Section<GithubState> {
         &mut snap.github

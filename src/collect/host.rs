@@ -15,6 +15,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The collector's name: its section and its `collector` label.
+pub const NAME: &str = "host";
+
 /// The /proc/stat columns, in order, that are reported as modes. `guest`
 /// and `guest_nice` are already included in `user` and `nice`.
 const CPU_MODES: [&str; 8] = [
@@ -270,7 +273,7 @@ async fn filesystems(
 
 impl Collector for HostCollector {
     type State = HostState;
-    const NAME: &'static str = "host";
+    const NAME: &'static str = NAME;
 
     fn section(snap: &mut Snapshot) -> &mut Section<HostState> {
         &mut snap.host

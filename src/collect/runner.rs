@@ -49,6 +49,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use watch::{RootWatch, Watcher};
 
+/// The collector's name: its section and its `collector` label.
+pub const NAME: &str = "runner";
+
 /// How long one tick waits for the roots' polls.
 const POLL_WAIT: Duration = Duration::from_secs(2);
 /// A poll still running after this long marks its root not accessible.
@@ -559,7 +562,7 @@ impl RunnerCollector {
 
 impl Collector for RunnerCollector {
     type State = RunnerState;
-    const NAME: &'static str = "runner";
+    const NAME: &'static str = NAME;
 
     fn section(snap: &mut Snapshot) -> &mut Section<RunnerState> {
         &mut snap.runner

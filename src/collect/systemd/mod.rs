@@ -44,6 +44,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zbus::{OwnedObjectPath, OwnedVariant};
 
+/// The collector's name: its section and its `collector` label.
+pub const NAME: &str = "systemd";
+
 /// How long a burst of signals may last before the resync starts.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// How often runner processes are refreshed between resyncs.
@@ -421,7 +424,7 @@ impl RestartHistory {
 
 impl Collector for SystemdCollector {
     type State = SystemdState;
-    const NAME: &'static str = "systemd";
+    const NAME: &'static str = NAME;
 
     fn section(snap: &mut Snapshot) -> &mut Section<SystemdState> {
         &mut snap.systemd

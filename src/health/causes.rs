@@ -1,0 +1,199 @@
+//! The cause table: every root cause a diagnosis can name, in priority
+//! order (the first cause a failing check points to is the diagnosis),
+//! each with its title, runbook page, summary and fix, written once.
+//!
+//! `{unit}` in a fix stands for the runner's unit name.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One row of the cause table.
+#[derive(Debug)]
+pub struct CauseInfo {
+    /// The id in JSON (`diagnosis.cause`).
+    pub id: &'static str,
+    pub title: &'static str,
+    /// The runbook page in `docs/runbooks/`, without `.md`.
+    pub runbook: &'static str,
+    /// What is wrong, in one sentence.
+    pub summary: &'static str,
+    /// What to do; `{unit}` is the runner's unit.
+    pub fix: &'static str,
+}
+
+/// Defines [`Cause`] and its table in one place: one row per cause, in
+/// priority order.
+macro_rules! cause_table {
+    ($( $(#[$doc:meta])* $variant:ident => { id: $id:literal, title: $title:literal, runbook: $runbook:literal, summary: $summary:literal, fix: $fix:literal $(,)? } ),+ $(,)?) => {
+        /// A known failure mode, a row of [`CAUSES`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Cause {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        /// The cause table, highest priority first.
+        pub const CAUSES: &[(Cause, CauseInfo)] = &[
+            $( (Cause::$variant, CauseInfo { id: $id, title: $title, runbook: $runbook, summary: $summary, fix: $fix }), )+
+        ];
+
+        impl Cause {
+            /// Every cause, highest priority first.
+            pub const ALL: &'static [Cause] = &[ $( Cause::$variant, )+ ];
+
+            /// This cause's row.
+            pub fn info(self) -> &'static CauseInfo {
+                // The table and the enum are written by this macro in the
+                // same order.
+                &CAUSES[self as usize].1
+            }
+        }
+    };
+}
+
+cause_table! {
+    /// The exporter's user cannot read the runner root or `_diag`.
+    PermissionDenied => {
+        id: "permission_denied",
+        title: "The exporter cannot read the runner",
+        runbook: "permission-denied",
+        summary: "the exporter cannot read the runner's root or _diag, so its other checks are blind",
+        fix: "add the exporter's user to the runner user's group (or set an ACL on the root and _diag), never on credential files; see the runbook",
+    },
+    /// `.runner` gone, GitHub answers 404, or the log says so.
+    RegistrationDeleted => {
+        id: "registration_deleted",
+        title: "Registration deleted",
+        runbook: "registration-deleted",
+        summary: "the runner is no longer registered: its .runner is gone, GitHub answers 404, or its log says the registration was deleted; the service cannot get jobs",
+        fix: "re-register with ./config.sh using a new registration token, then start the service",
+    },
+    /// Another process holds the runner's session.
+    SessionConflict => {
+        id: "session_conflict",
+        title: "Session conflict",
+        runbook: "session-conflict",
+        summary: "another process holds this runner's session (the same registration runs on two hosts, e.g. primary and secondary); the listener gave up",
+        fix: "stop the duplicate so each host has its own registration, then sudo systemctl restart {unit}",
+    },
+    /// The work filesystem is (nearly) full.
+    DiskFull => {
+        id: "disk_full",
+        title: "Work disk full",
+        runbook: "disk-full",
+        summary: "the work filesystem is nearly full: jobs fail, and the runner may crash",
+        fix: "free space in the work folder (_work, docker images, caches) or grow the filesystem",
+    },
+    /// The host clock is off.
+    ClockSkew => {
+        id: "clock_skew",
+        title: "Clock skew",
+        runbook: "clock-skew",
+        summary: "the host clock differs from GitHub's by more than five minutes: authentication fails",
+        fix: "sync the clock (timedatectl set-ntp true), then sudo systemctl restart {unit}",
+    },
+    /// systemd keeps restarting the runner.
+    CrashLooping => {
+        id: "crash_looping",
+        title: "Service crash-looping",
+        runbook: "crash-looping",
+        summary: "systemd keeps restarting the runner: it starts and dies",
+        fix: "journalctl -u {unit} -n 200 and the newest _diag/Runner_*.log show the crash; fix it, then sudo systemctl reset-failed {unit}",
+    },
+    /// The runner's unit is not running.
+    ServiceStopped => {
+        id: "service_stopped",
+        title: "Service stopped",
+        runbook: "service-stopped",
+        summary: "the runner's systemd unit is not running",
+        fix: "sudo systemctl start {unit}; journalctl -u {unit} -n 50 tells why it stopped",
+    },
+    /// GitHub sees the runner offline although the service runs.
+    OfflineAtGithub => {
+        id: "offline_at_github",
+        title: "Offline at GitHub although the service runs",
+        runbook: "offline-at-github",
+        summary: "GitHub does not see the runner although the service runs (credentials, network or proxy)",
+        fix: "read the newest _diag/Runner_*.log for connect errors or 401s; check network access to GitHub; sudo systemctl restart {unit}",
+    },
+    /// A job has run longer than the maximum.
+    StuckJob => {
+        id: "stuck_job",
+        title: "Stuck job",
+        runbook: "stuck-job",
+        summary: "a job has run longer than the configured maximum and holds the runner",
+        fix: "cancel the run in GitHub; restart the unit if it does not stop",
+    },
+    /// The host is short of memory.
+    HostDegraded => {
+        id: "host_degraded",
+        title: "Host degraded",
+        runbook: "host-degraded",
+        summary: "the host is short of memory",
+        fix: "find and stop what holds memory (leftover job processes, containers)",
+    },
+    /// Part of the exporter's data is stale.
+    DataStale => {
+        id: "data_stale",
+        title: "Exporter data stale",
+        runbook: "exporter-data-stale",
+        summary: "some of the exporter's data is stale, so part of the picture is unknown",
+        fix: "check github_runner_exporter_collector_success and the exporter's log",
+    },
+}
+
+impl Cause {
+    pub fn id(self) -> &'static str {
+        self.info().id
+    }
+
+    pub fn title(self) -> &'static str {
+        self.info().title
+    }
+
+    /// The runbook page name (without `.md`).
+    pub fn runbook(self) -> &'static str {
+        self.info().runbook
+    }
+
+    /// The fix, for the runner whose unit is `unit`.
+    pub fn fix(self, unit: &str) -> String {
+        self.info().fix.replace("{unit}", unit)
+    }
+
+    pub fn from_id(id: &str) -> Option<Cause> {
+        CAUSES.iter().find(|(_, i)| i.id == id).map(|(c, _)| *c)
+    }
+}
+
+impl Serialize for Cause {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
+impl<'de> Deserialize<'de> for Cause {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let id = String::deserialize(d)?;
+        Cause::from_id(&id).ok_or_else(|| serde::de::Error::custom(format!("unknown cause {id:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cause_has_one_row_in_order_and_a_runbook_page() {
+        for (i, (cause, info)) in CAUSES.iter().enumerate() {
+            assert_eq!(*cause as usize, i, "{cause:?}: rows follow the enum");
+            assert_eq!(cause.info().id, info.id);
+            assert_eq!(Cause::from_id(info.id), Some(*cause));
+            let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("docs/runbooks")
+                .join(format!("{}.md", info.runbook));
+            assert!(page.is_file(), "{cause:?}: no runbook {}", page.display());
+            assert!(!info.summary.is_empty() && !info.fix.is_empty());
+        }
+        let ids: std::collections::HashSet<&str> = CAUSES.iter().map(|(_, i)| i.id).collect();
+        assert_eq!(ids.len(), CAUSES.len(), "ids are unique");
+    }
+}

@@ -1,0 +1,473 @@
+//! The checks: one function each, in the order they are reported. A check
+//! looks at one runner and returns its outcome and the cause it points to
+//! (the runbook it links, and, when it fails or warns, a candidate for the
+//! diagnosis). A check that does not apply to a runner returns None.
+
+use super::causes::Cause;
+use super::model::Status;
+use super::Ctx;
+use crate::identity::RunnerView;
+use crate::snapshot::LogEvent;
+
+/// What one check concluded about one runner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub status: Status,
+    pub reason: String,
+    /// The cause this check points to.
+    pub cause: Cause,
+    /// Whether a failing or warning outcome names its cause as a
+    /// candidate for the diagnosis (false when another check names the
+    /// real one, or for a passing state such as a unit starting).
+    pub points: bool,
+    /// For an unknown outcome, how to make it known (a failing or warning
+    /// check shows its cause's fix instead).
+    pub hint: Option<&'static str>,
+}
+
+impl Verdict {
+    fn new(status: Status, reason: impl Into<String>, cause: Cause) -> Verdict {
+        Verdict {
+            status,
+            reason: reason.into(),
+            cause,
+            points: true,
+            hint: None,
+        }
+    }
+
+    fn ok(reason: impl Into<String>, cause: Cause) -> Verdict {
+        Verdict::new(Status::Ok, reason, cause)
+    }
+
+    fn fail(reason: impl Into<String>, cause: Cause) -> Verdict {
+        Verdict::new(Status::Fail, reason, cause)
+    }
+
+    fn warn(reason: impl Into<String>, cause: Cause) -> Verdict {
+        Verdict::new(Status::Warn, reason, cause)
+    }
+
+    fn unknown(reason: impl Into<String>, cause: Cause) -> Verdict {
+        Verdict::new(Status::Unknown, reason, cause)
+    }
+
+    /// Not a candidate for the diagnosis.
+    fn not_pointing(mut self) -> Verdict {
+        self.points = false;
+        self
+    }
+
+    fn hint(mut self, hint: &'static str) -> Verdict {
+        self.hint = Some(hint);
+        self
+    }
+}
+
+/// A check: its id, whether failing it fails the gate, and the function.
+pub struct CheckDef {
+    pub id: &'static str,
+    pub critical: bool,
+    pub run: fn(&Ctx<'_>, &RunnerView<'_>) -> Option<Verdict>,
+}
+
+/// Every check, in the order reports list them.
+pub const CHECKS: &[CheckDef] = &[
+    CheckDef {
+        id: "runner_readable",
+        critical: true,
+        run: runner_readable,
+    },
+    CheckDef {
+        id: "service_active",
+        critical: true,
+        run: service_active,
+    },
+    CheckDef {
+        id: "not_crash_looping",
+        critical: true,
+        run: not_crash_looping,
+    },
+    CheckDef {
+        id: "registered",
+        critical: true,
+        run: registered,
+    },
+    CheckDef {
+        id: "online_at_github",
+        critical: true,
+        run: online_at_github,
+    },
+    CheckDef {
+        id: "listener_connected",
+        critical: true,
+        run: listener_connected,
+    },
+    CheckDef {
+        id: "job_not_stuck",
+        critical: true,
+        run: job_not_stuck,
+    },
+    CheckDef {
+        id: "work_disk_space",
+        critical: true,
+        run: work_disk_space,
+    },
+    CheckDef {
+        id: "clock_in_sync",
+        critical: false,
+        run: clock_in_sync,
+    },
+    CheckDef {
+        id: "memory_available",
+        critical: false,
+        run: memory_available,
+    },
+    CheckDef {
+        id: "data_fresh",
+        critical: false,
+        run: data_fresh,
+    },
+];
+
+const SYSTEMD: &str = crate::collect::systemd::NAME;
+const RUNNER: &str = crate::collect::runner::NAME;
+const GITHUB: &str = crate::collect::github::NAME;
+const HOST: &str = crate::collect::host::NAME;
+
+fn pct(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        _ => format!("{}h{}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// The last event that explains a disconnect: the newest failure, looking
+/// past the listener's own exit to what made it exit.
+fn last_failure(v: &RunnerView<'_>) -> Option<LogEvent> {
+    let events = &v.root?.logs.recent;
+    for (e, _) in events.iter().rev() {
+        match e {
+            LogEvent::Reconnected => return None,
+            LogEvent::ListenerExited | LogEvent::UpdateStarted => continue,
+            e => return Some(*e),
+        }
+    }
+    None
+}
+
+/// The exporter must be able to read the runner at all.
+fn runner_readable(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let root = v.root?;
+    if !ctx.fresh(RUNNER) || root.accessible {
+        return None;
+    }
+    Some(Verdict::fail(
+        format!(
+            "cannot read {}: {}",
+            root.root.display(),
+            root.error.as_deref().unwrap_or("permission denied")
+        ),
+        Cause::PermissionDenied,
+    ))
+}
+
+fn service_active(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    if !ctx.fresh(SYSTEMD) {
+        return Some(
+            Verdict::unknown(ctx.staleness(SYSTEMD), Cause::DataStale)
+                .hint("check the exporter's access to the system D-Bus"),
+        );
+    }
+    let Some(u) = v.unit else {
+        return Some(
+            Verdict::unknown("no systemd unit found for this runner", Cause::ServiceStopped).hint(
+                "name the unit in [[runner]] unit = \"...\" if it is not called actions.runner.*.service",
+            ),
+        );
+    };
+    Some(match u.active_state.as_str() {
+        "active" => Verdict::ok(
+            format!("{} is active ({})", u.name, u.sub_state),
+            Cause::ServiceStopped,
+        ),
+        "activating" | "reloading" => Verdict::warn(
+            format!("{} is {} ({})", u.name, u.active_state, u.sub_state),
+            Cause::ServiceStopped,
+        )
+        .not_pointing(),
+        other => Verdict::fail(
+            format!(
+                "{} is {other} ({}), last exit status {}",
+                u.name,
+                u.sub_state,
+                u.exec_main_status
+                    .map_or("unknown".into(), |s| s.to_string())
+            ),
+            Cause::ServiceStopped,
+        ),
+    })
+}
+
+fn not_crash_looping(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let u = v.unit.filter(|_| ctx.fresh(SYSTEMD))?;
+    let h = ctx.thresholds;
+    let n = u.recent_restarts;
+    let window = crate::duration::Dur(h.crashloop_window.get());
+    Some(if n >= h.crashloop_restarts {
+        Verdict::fail(
+            format!("{} restarted {n} times within {window}", u.name),
+            Cause::CrashLooping,
+        )
+    } else {
+        Verdict::ok(format!("{n} restarts within {window}"), Cause::CrashLooping)
+    })
+}
+
+/// Registered: `.runner` present locally, and known to GitHub.
+fn registered(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    if let Some(root) = v.root {
+        if ctx.fresh(RUNNER) && root.accessible && root.registration.is_none() {
+            return Some(Verdict::fail(
+                format!("{}/.runner is missing: the runner is not configured (registration deleted or an ephemeral runner finished)", root.root.display()),
+                Cause::RegistrationDeleted,
+            ));
+        }
+    }
+    if let (true, Some(g)) = (ctx.fresh(GITHUB), v.github) {
+        if !g.registered {
+            return Some(Verdict::fail(
+                format!(
+                    "GitHub answers 404 for runner id {}",
+                    g.id.map_or("?".into(), |i| i.to_string())
+                ),
+                Cause::RegistrationDeleted,
+            ));
+        }
+    }
+    if last_failure(v) == Some(LogEvent::RegistrationDeleted) {
+        return Some(Verdict::fail(
+            "the runner's log says its registration was deleted from the server",
+            Cause::RegistrationDeleted,
+        ));
+    }
+    let known =
+        v.root.is_some_and(|r| r.registration.is_some()) || v.github.is_some_and(|g| g.registered);
+    Some(if known {
+        Verdict::ok("registered", Cause::RegistrationDeleted)
+    } else {
+        Verdict::unknown("no registration data", Cause::RegistrationDeleted)
+    })
+}
+
+/// Online at GitHub while the service runs.
+fn online_at_github(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    if !ctx.enabled(GITHUB) {
+        return Some(
+            Verdict::unknown(
+                "GitHub API not configured ([github] scope is off)",
+                Cause::OfflineAtGithub,
+            )
+            .hint("configure [github] credentials to compare with GitHub's view"),
+        );
+    }
+    if !ctx.fresh(GITHUB) {
+        return Some(
+            Verdict::unknown(ctx.staleness(GITHUB), Cause::DataStale)
+                .hint("see github_runner_github_api_errors_total and the exporter's log"),
+        );
+    }
+    Some(match v.github {
+        Some(g) if g.registered && g.online => Verdict::ok(
+            format!("online{}", if g.busy { ", busy" } else { ", idle" }),
+            Cause::OfflineAtGithub,
+        ),
+        Some(g) if g.registered => {
+            if v.unit.is_some_and(|u| u.active_state != "active") {
+                // service_active names the cause.
+                Verdict::fail(
+                    "offline at GitHub (the service is not running)",
+                    Cause::OfflineAtGithub,
+                )
+                .not_pointing()
+            } else {
+                let cause = match last_failure(v) {
+                    Some(LogEvent::SessionConflict) => Cause::SessionConflict,
+                    Some(LogEvent::ClockSkew) => Cause::ClockSkew,
+                    _ => Cause::OfflineAtGithub,
+                };
+                Verdict::fail("offline at GitHub although the service runs", cause)
+            }
+        }
+        Some(_) => Verdict::unknown("not registered at GitHub", Cause::RegistrationDeleted),
+        None => Verdict::unknown(
+            "GitHub has not been asked about this runner yet",
+            Cause::OfflineAtGithub,
+        ),
+    })
+}
+
+/// Listener connected, from the runner's own log.
+fn listener_connected(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    if !ctx.fresh(RUNNER) {
+        return Some(Verdict::unknown(ctx.staleness(RUNNER), Cause::DataStale));
+    }
+    let logs = v.root.map(|r| &r.logs);
+    Some(match logs.and_then(|l| l.connected) {
+        None => Verdict::unknown(
+            "the runner's log says nothing about its connection yet",
+            Cause::OfflineAtGithub,
+        ),
+        Some(true) => Verdict::ok("listening for jobs", Cause::OfflineAtGithub),
+        Some(false) => {
+            let exit = logs.and_then(|l| l.listener_exit_code);
+            let (cause, why) = match (last_failure(v), exit) {
+                (Some(LogEvent::SessionConflict), _) | (_, Some(5)) => (
+                    Cause::SessionConflict,
+                    "a session for this runner already exists (another host runs the same registration)".to_string(),
+                ),
+                (Some(LogEvent::RegistrationDeleted), _) => (
+                    Cause::RegistrationDeleted,
+                    "the registration was deleted from the server".to_string(),
+                ),
+                (Some(LogEvent::AuthFailed), _) => (
+                    Cause::OfflineAtGithub,
+                    "authentication failed (credentials)".to_string(),
+                ),
+                (Some(LogEvent::ClockSkew), _) => (
+                    Cause::ClockSkew,
+                    "the clock is out of sync with GitHub's".to_string(),
+                ),
+                (Some(LogEvent::ConnectError), _) => {
+                    (Cause::OfflineAtGithub, "cannot reach GitHub (network)".to_string())
+                }
+                (Some(LogEvent::UpdateFailed), _) => {
+                    (Cause::OfflineAtGithub, "a self-update failed".to_string())
+                }
+                _ => (
+                    Cause::OfflineAtGithub,
+                    match exit {
+                        Some(c) => format!("the listener exited with return code {c}"),
+                        None => "disconnected".to_string(),
+                    },
+                ),
+            };
+            Verdict::fail(format!("listener disconnected: {why}"), cause)
+        }
+    })
+}
+
+fn job_not_stuck(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let logs = &v.root.filter(|_| ctx.fresh(RUNNER))?.logs;
+    let max = ctx.thresholds.max_job_duration;
+    Some(match &logs.current_job {
+        Some(j) if j.elapsed(ctx.now) > max.as_secs_f64() => Verdict::fail(
+            format!(
+                "job {:?} has run for {} (limit {max})",
+                j.name,
+                human_duration(j.elapsed(ctx.now))
+            ),
+            Cause::StuckJob,
+        ),
+        Some(j) => Verdict::ok(
+            format!(
+                "job {:?} running for {}",
+                j.name,
+                human_duration(j.elapsed(ctx.now))
+            ),
+            Cause::StuckJob,
+        ),
+        None => Verdict::ok("idle", Cause::StuckJob),
+    })
+}
+
+/// Free space on the filesystem of the work folder.
+fn work_disk_space(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let fs = v.root.filter(|_| ctx.fresh(RUNNER))?.work_fs?;
+    let h = ctx.thresholds;
+    let free = if fs.size > 0 {
+        fs.avail as f64 / fs.size as f64
+    } else {
+        0.0
+    };
+    let detail = format!(
+        "{} free on the work filesystem ({} of {} bytes)",
+        pct(free),
+        fs.avail,
+        fs.size
+    );
+    Some(if free < h.disk_free_fail_ratio.0 {
+        Verdict::fail(
+            format!("{detail}, under {}", pct(h.disk_free_fail_ratio.0)),
+            Cause::DiskFull,
+        )
+    } else if free < h.disk_free_warn_ratio.0 {
+        Verdict::warn(
+            format!("{detail}, under {}", pct(h.disk_free_warn_ratio.0)),
+            Cause::DiskFull,
+        )
+    } else {
+        Verdict::ok(detail, Cause::DiskFull)
+    })
+}
+
+/// Clock in sync (a warning only: the listener check fails when it
+/// matters). Listed only when the log reports a skew.
+fn clock_in_sync(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let logs = &v.root.filter(|_| ctx.fresh(RUNNER))?.logs;
+    let skewed = logs
+        .recent
+        .iter()
+        .rev()
+        .take_while(|(e, _)| *e != LogEvent::Reconnected)
+        .any(|(e, _)| *e == LogEvent::ClockSkew);
+    skewed.then(|| {
+        Verdict::warn(
+            "the runner's log reports the clock out of sync with the server by more than five minutes",
+            Cause::ClockSkew,
+        )
+    })
+}
+
+/// Memory available on the host.
+fn memory_available(ctx: &Ctx<'_>, _: &RunnerView<'_>) -> Option<Verdict> {
+    let host = ctx.host.filter(|h| ctx.fresh(HOST) && h.memory_total > 0);
+    let Some(host) = host else {
+        return Some(Verdict::unknown(ctx.staleness(HOST), Cause::DataStale));
+    };
+    let ratio = host.memory_available as f64 / host.memory_total as f64;
+    let limit = ctx.thresholds.memory_available_warn_ratio.0;
+    Some(if ratio < limit {
+        Verdict::warn(
+            format!("{} of memory available, under {}", pct(ratio), pct(limit)),
+            Cause::HostDegraded,
+        )
+    } else {
+        Verdict::ok(
+            format!("{} of memory available", pct(ratio)),
+            Cause::HostDegraded,
+        )
+    })
+}
+
+/// Data fresh: names the collectors that went silent.
+fn data_fresh(ctx: &Ctx<'_>, _: &RunnerView<'_>) -> Option<Verdict> {
+    let stale = ctx.stale_collectors();
+    Some(if stale.is_empty() {
+        Verdict::ok(
+            "every enabled collector reported recently",
+            Cause::DataStale,
+        )
+    } else {
+        Verdict::warn(
+            format!("no recent data from: {}", stale.join(", ")),
+            Cause::DataStale,
+        )
+    })
+}
