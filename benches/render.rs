@@ -4,30 +4,44 @@
 //!
 //! The snapshot is a realistic host with 10 runners, each seen by all three
 //! collectors (unit, root with logs, GitHub self scope), built with the
-//! public types of `snapshot.rs`.
+//! public types of `snapshot`.
 //!
 //!     cargo bench --bench render
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use runner_health_exporter::config::{Config, RunnerConfig};
+use runner_health_exporter::collect::{github, host, registry, runner, systemd};
+use runner_health_exporter::config::{Config, RunnerConfig, Scope};
 use runner_health_exporter::metrics::catalog::JOB_DURATION_BUCKETS;
 use runner_health_exporter::metrics::render::render;
+use runner_health_exporter::metrics::rendered::Rendered;
+use runner_health_exporter::settings::Settings;
 use runner_health_exporter::snapshot::{
-    now_unix, ApiStats, CurrentJob, Filesystem, FsUsage, GithubRunner, GithubState, HostState,
-    LogEvent, LogState, ProcStats, ProcessStats, Registration, Rendered, RootSources, RunnerRoot,
-    RunnerState, Section, Snapshot, SystemdState, UnitState, UNIT_STATES,
+    ApiStats, Counts, CurrentJob, Filesystem, FsUsage, GithubRunner, GithubState, HostState,
+    JobResult, LogEvent, LogState, Meta, ProcStats, ProcessStats, Registration, RootSources,
+    RunnerRoot, RunnerState, Snapshot, SystemdState, UnitState, Variants, UNIT_STATES,
 };
+use runner_health_exporter::timefmt::now_unix;
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 const RUNNERS: usize = 10;
 
-fn succeeded(section: &mut Section<impl Sized>, at: f64) {
-    section.success = true;
-    section.last_attempt = Some(at);
-    section.last_success = Some(at);
-    section.duration = Duration::from_micros(850);
+fn succeeded(meta: &mut Meta, at: f64) {
+    meta.success = true;
+    meta.last_attempt = Some(at);
+    meta.last_success = Some(at);
+    meta.duration = Duration::from_micros(850);
+}
+
+/// Counts given in the order of `E::ALL`.
+fn counts<E: Variants, const N: usize>(values: [u64; N]) -> Counts<E, N> {
+    let mut c = Counts::default();
+    for (e, n) in E::ALL.iter().zip(values) {
+        c.add(*e, n);
+    }
+    c
 }
 
 fn host() -> HostState {
@@ -124,9 +138,9 @@ fn root(i: usize, now: f64) -> RunnerRoot {
             started: now - 120.0,
             seen: None,
         }),
-        jobs: [120, 3, 7, 2, 0, 1],
+        jobs: counts::<JobResult, { JobResult::COUNT }>([120, 3, 7, 2, 0, 1]),
         last_job_completed: Some(now - 300.0),
-        events: [2, 2, 0, 0, 0, 1, 0, 0, 0],
+        events: counts::<LogEvent, { LogEvent::COUNT }>([2, 2, 0, 0, 0, 1, 0, 0, 0]),
         recent: vec![
             (LogEvent::ConnectError, now - 4000.0),
             (LogEvent::Reconnected, now - 3990.0),
@@ -195,7 +209,7 @@ fn github_runner(i: usize, now: f64) -> GithubRunner {
 
 /// A host with 10 runners, every collector reporting.
 pub fn snapshot() -> Snapshot {
-    let config = Config {
+    let mut config = Config {
         runners: (0..RUNNERS)
             .map(|i| RunnerConfig {
                 root: Some(root_path(i)),
@@ -206,18 +220,22 @@ pub fn snapshot() -> Snapshot {
             .collect(),
         ..Config::default()
     };
+    config.github.scope = Some(Scope::SelfScope);
     let now = now_unix();
-    let mut s = Snapshot::new(&config);
-    s.host.state = Some(host());
-    succeeded(&mut s.host, now);
-    s.systemd.state = Some(SystemdState {
-        units: (0..RUNNERS).map(|i| unit(i, now)).collect(),
-    });
-    succeeded(&mut s.systemd, now);
-    s.runner.state = Some(RunnerState {
-        roots: (0..RUNNERS).map(|i| root(i, now)).collect(),
-    });
-    succeeded(&mut s.runner, now);
+    let mut s = registry::empty_snapshot(Arc::new(Settings::with_token(config, None)));
+    s.set(host::NAME, host());
+    s.set(
+        systemd::NAME,
+        SystemdState {
+            units: (0..RUNNERS).map(|i| unit(i, now)).collect(),
+        },
+    );
+    s.set(
+        runner::NAME,
+        RunnerState {
+            roots: (0..RUNNERS).map(|i| root(i, now)).collect(),
+        },
+    );
     let mut api = ApiStats {
         rate_remaining: Some(4_990),
         rate_limit: Some(5_000),
@@ -227,11 +245,16 @@ pub fn snapshot() -> Snapshot {
     };
     api.requests.insert("200".into(), 10);
     api.requests.insert("304".into(), 590);
-    s.github.state = Some(GithubState {
-        runners: (0..RUNNERS).map(|i| github_runner(i, now)).collect(),
-        api,
-    });
-    succeeded(&mut s.github, now);
+    s.set(
+        github::NAME,
+        GithubState {
+            runners: (0..RUNNERS).map(|i| github_runner(i, now)).collect(),
+            api,
+        },
+    );
+    for section in &mut s.sections {
+        succeeded(&mut section.meta, now);
+    }
     s.process = Some(ProcessStats {
         cpu_seconds: 1.23,
         resident_bytes: 5_000_000,

@@ -10,7 +10,7 @@ use runner_health_exporter::collect::runner::parse::{
     apply, interpret, parse_line, Line, Mode, ParseAux,
 };
 use runner_health_exporter::collect::runner::tail::{read_range, LineEvent, LineReader, Sink};
-use runner_health_exporter::snapshot::LogState;
+use runner_health_exporter::snapshot::{JobResult, LogState};
 use std::hint::black_box;
 use std::io::Write;
 
@@ -118,7 +118,7 @@ fn benches(c: &mut Criterion) {
             .windows(21)
             .filter(|w| w == b"completed with result")
             .count();
-        assert_eq!(sink.logs.jobs[0], jobs as u64);
+        assert_eq!(sink.logs.jobs.get(JobResult::Succeeded), jobs as u64);
         g.throughput(Throughput::Bytes(appended.len() as u64));
         g.bench_function(format!("read_range_parse_appended_{label}"), |b| {
             b.iter(|| {
@@ -134,7 +134,7 @@ fn benches(c: &mut Criterion) {
                     &mut sink,
                 )
                 .expect("read_range");
-                sink.logs.jobs[0]
+                sink.logs.jobs.get(JobResult::Succeeded)
             })
         });
     }

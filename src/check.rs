@@ -4,20 +4,16 @@
 //! diagnosis. Exit 0 healthy, 1 warnings only, 2 failing.
 
 use crate::cli::Cli;
-use crate::collect::{
-    self, github::GithubCollector, host::HostCollector, runner::RunnerCollector,
-    systemd::SystemdCollector,
-};
-use crate::config::{Config, Scope};
+use crate::collect::registry;
 use crate::health::{self, Report, Selector};
-use crate::snapshot::{now_unix, Snapshot, Store};
+use crate::settings::Settings;
+use crate::timefmt::now_unix;
 use anyhow::{anyhow, bail, Context};
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -38,32 +34,6 @@ pub struct CheckArgs {
     /// Only runners of this environment.
     #[arg(long)]
     pub environment: Option<String>,
-}
-
-/// Runs every enabled collector once, in dependency order: systemd (unit
-/// working directories), runner files (roots, registrations), GitHub (by
-/// the registrations), host.
-pub async fn collect_once(config: &Config) -> Arc<Store> {
-    let store = Store::new(Snapshot::new(config));
-    if config.systemd.enabled {
-        let mut c =
-            SystemdCollector::new(config.systemd.clone(), config.health.crashloop_window.get());
-        collect::run_once(&mut c, &store).await;
-    }
-    if config.runner_files.enabled {
-        let mut c = RunnerCollector::new(config).without_watches();
-        collect::run_once(&mut c, &store).await;
-    }
-    let scope = config.github_scope();
-    if scope != Scope::Off {
-        let mut c = GithubCollector::new(config.github.clone(), scope, Arc::clone(&store));
-        collect::run_once(&mut c, &store).await;
-    }
-    if config.host.enabled {
-        let mut c = HostCollector::new(config.host.clone());
-        collect::run_once(&mut c, &store).await;
-    }
-    store
 }
 
 fn selector(args: &CheckArgs) -> Selector {
@@ -190,8 +160,8 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
             Some(url) => fetch(url, args).await,
             None => {
                 let config = crate::config::load(cli.config_source())?;
-                let store = collect_once(&config).await;
-                let snap = store.read();
+                let store = registry::collect_once(Settings::resolve(config)).await;
+                let snap = store.snapshot();
                 Ok(health::evaluate_snapshot(
                     &snap,
                     &selector(args),

@@ -494,24 +494,6 @@ impl Config {
         Ok(())
     }
 
-    /// The scope in effect: explicit, or `self` when credentials are set
-    /// in the config or the environment (a systemd credential
-    /// `github-token` or `$GITHUB_TOKEN`).
-    pub fn github_scope(&self) -> Scope {
-        self.github_scope_given(crate::collect::github::auth::env_has_token())
-    }
-
-    /// [`Config::github_scope`] with the environment's answer given.
-    pub fn github_scope_given(&self, env_credentials: bool) -> Scope {
-        self.github.scope.unwrap_or(
-            if self.github.token_file.is_some() || self.github.app.is_some() || env_credentials {
-                Scope::SelfScope
-            } else {
-                Scope::Off
-            },
-        )
-    }
-
     /// The effective config as TOML, as `config check` prints it.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
@@ -614,17 +596,6 @@ mod tests {
         assert!(h.includes("/", "ext4"));
         assert!(h.includes("/tmp", "tmpfs"), "tmpfs can hold a work folder");
         assert!(!h.includes("/data", "overlay"));
-    }
-
-    #[test]
-    fn scope_defaults_follow_credentials() {
-        let mut c = Config::default();
-        assert_eq!(c.github_scope_given(false), Scope::Off);
-        assert_eq!(c.github_scope_given(true), Scope::SelfScope);
-        c.github.token_file = Some("/etc/token".into());
-        assert_eq!(c.github_scope_given(false), Scope::SelfScope);
-        c.github.scope = Some(Scope::Off);
-        assert_eq!(c.github_scope_given(true), Scope::Off);
     }
 }
 

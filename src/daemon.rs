@@ -2,13 +2,15 @@
 //! the renderer and the HTTP server together.
 
 use crate::cli::Cli;
-use crate::collect::{self, set::CollectorSet};
+use crate::collect::{self, registry, registry::CollectorSet};
 use crate::config::Config;
 use crate::http::{self, App};
 use crate::logging;
 use crate::metrics::render;
+use crate::metrics::rendered::{Latest, Rendered};
 use crate::notify::{self, Notifier};
-use crate::snapshot::{Rendered, Snapshot, Store};
+use crate::settings::Settings;
+use crate::snapshot::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,13 +61,18 @@ pub fn generate(cli: &Cli, dir: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Re-encodes the exposition whenever the snapshot changes.
-async fn renderer(store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
+/// Encodes the exposition of the store as it is now.
+fn render_now(store: &Store, latest: &Latest, version: u64) {
+    let encoded = render::render(&store.snapshot());
+    latest.set(Rendered::new(version, encoded.text, encoded.openmetrics));
+}
+
+/// Re-encodes the exposition whenever the store changes.
+async fn renderer(store: Arc<Store>, latest: Arc<Latest>, mut shutdown: watch::Receiver<bool>) {
     let mut rx = store.subscribe();
     loop {
         let version = *rx.borrow_and_update();
-        let encoded = render::render(&store.read());
-        store.set_rendered(Rendered::new(version, encoded.text, encoded.openmetrics));
+        render_now(&store, &latest, version);
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
             _ = shutdown.changed() => return,
@@ -82,7 +89,7 @@ async fn process_sampler(
     let boot = sysinfo::System::boot_time().unwrap_or(0);
     loop {
         match collect::process::sample(boot) {
-            Ok(p) => store.update(true, |s| s.process = Some(p)),
+            Ok(p) => store.set_process(p),
             Err(e) => tracing::debug!(error = %format!("{e:#}"), "cannot sample own process"),
         }
         tokio::select! {
@@ -178,19 +185,15 @@ fn reload(cli: &Cli, store: &Arc<Store>, app: &App, collectors: &mut CollectorSe
         (Ok(c), Ok(w)) => (c, w),
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %format!("{e:#}"), "reload failed; keeping the running configuration");
-            store.update(true, |s| s.reload.last_ok = false);
+            store.set_reload(false);
             return;
         }
     };
-    let restarted = collectors.apply(&config);
+    let restarted = collectors.apply(&Settings::resolve(config));
     if let Some(web) = web {
         app.set_web(web);
     }
-    store.update(true, |s| {
-        s.apply_config(&config);
-        s.reload.last_ok = true;
-        s.reload.last_success = crate::snapshot::now_unix();
-    });
+    store.set_reload(true);
     tracing::info!(restarted = %restarted.join(","), "configuration reloaded");
 }
 
@@ -266,21 +269,28 @@ async fn run(cli: &Cli, config: Config) -> ExitCode {
             }
         }
     }
-    let store = Store::new(Snapshot::new(&config));
+    let sample_interval = config.host.sample_interval.get();
+    let settings = Settings::resolve(config);
+    let store = registry::store(Arc::clone(&settings));
+    let latest = Arc::new(Latest::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // First rendering before serving: self-metrics are there from the start.
-    let encoded = render::render(&store.read());
-    store.set_rendered(Rendered::new(0, encoded.text, encoded.openmetrics));
-    tokio::spawn(renderer(Arc::clone(&store), shutdown_rx.clone()));
+    render_now(&store, &latest, store.version());
+    tokio::spawn(renderer(
+        Arc::clone(&store),
+        Arc::clone(&latest),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(process_sampler(
         Arc::clone(&store),
-        config.host.sample_interval.get(),
+        sample_interval,
         shutdown_rx.clone(),
     ));
     let mut collectors = CollectorSet::new(Arc::clone(&store));
-    collectors.apply(&config);
+    collectors.apply(&settings);
     let app = Arc::new(App::new(
         Arc::clone(&store),
+        latest,
         cli.telemetry_path.clone(),
         web,
     ));

@@ -16,7 +16,7 @@ use crate::collect::runner::registration;
 use crate::collect::runner::root::{Consumer, Kind};
 use crate::collect::runner::tail::{LineEvent, LineReader, Sink};
 use crate::http::Format;
-use crate::snapshot::LogState;
+use crate::snapshot::{LogState, SkipReason};
 use std::path::Path;
 
 /// A harness: panics when an input breaks an invariant.
@@ -224,9 +224,21 @@ pub fn log_line(data: &[u8]) {
         "state depends on how reads cut the stream"
     );
     assert_eq!(logs.bytes_read, body.len() as u64);
-    assert_eq!(logs.skipped[0], too_long, "too_long count");
-    assert_eq!(logs.skipped[1], invalid_utf8, "invalid_utf8 count");
-    assert_eq!(logs.skipped[3], 0, "not_regular_file count");
+    assert_eq!(
+        logs.skipped.get(SkipReason::TooLong),
+        too_long,
+        "too_long count"
+    );
+    assert_eq!(
+        logs.skipped.get(SkipReason::InvalidUtf8),
+        invalid_utf8,
+        "invalid_utf8 count"
+    );
+    assert_eq!(
+        logs.skipped.get(SkipReason::NotRegularFile),
+        0,
+        "not_regular_file count"
+    );
     assert_eq!(logs.last_entry, last_entry, "last entry time");
     assert!(logs.recent.len() <= RECENT_EVENTS);
     if let Some(j) = &logs.current_job {
@@ -237,17 +249,17 @@ pub fn log_line(data: &[u8]) {
     }
     if mode == Mode::Startup {
         assert!(
-            logs.jobs.iter().all(|&n| n == 0),
+            logs.jobs.iter().all(|(_, n)| n == 0),
             "jobs counted at start-up"
         );
         assert!(
-            logs.events.iter().all(|&n| n == 0),
+            logs.events.iter().all(|(_, n)| n == 0),
             "events counted at start-up"
         );
         assert_eq!(logs.durations.count(), 0, "durations observed at start-up");
     } else {
         let durations = logs.durations.count();
-        let jobs: u64 = logs.jobs.iter().sum();
+        let jobs: u64 = logs.jobs.iter().map(|(_, n)| n).sum();
         assert!(durations <= jobs, "{durations} durations for {jobs} jobs");
     }
     if kind == Kind::Worker {

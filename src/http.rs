@@ -4,6 +4,7 @@
 //! the snapshot last changed (gzip is computed once per version, on first
 //! request). Nothing here waits on collectors, files or the network.
 
+use crate::metrics::rendered::Latest;
 use crate::snapshot::Store;
 use crate::webconfig::WebConfig;
 use anyhow::Context;
@@ -40,6 +41,8 @@ pub const OPENMETRICS_0_CONTENT_TYPE: &str =
 /// What the HTTP layer needs from the rest of the daemon.
 pub struct App {
     pub store: Arc<Store>,
+    /// The exposition the renderer encoded last.
+    pub rendered: Arc<Latest>,
     pub telemetry_path: String,
     /// TLS, auth and headers; replaced on reload, read per connection.
     web: RwLock<Arc<WebConfig>>,
@@ -50,9 +53,15 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(store: Arc<Store>, telemetry_path: String, web: WebConfig) -> App {
+    pub fn new(
+        store: Arc<Store>,
+        rendered: Arc<Latest>,
+        telemetry_path: String,
+        web: WebConfig,
+    ) -> App {
         App {
             store,
+            rendered,
             telemetry_path,
             web: RwLock::new(Arc::new(web)),
             heartbeat: AtomicU64::new(0),
@@ -282,8 +291,11 @@ fn health<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             )
         }
     };
-    let report =
-        crate::health::evaluate_snapshot(&app.store.read(), &selector, crate::snapshot::now_unix());
+    let report = crate::health::evaluate_snapshot(
+        &app.store.snapshot(),
+        &selector,
+        crate::timefmt::now_unix(),
+    );
     let status = if report.healthy {
         StatusCode::OK
     } else {
@@ -314,7 +326,7 @@ fn metrics<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     let h = req.headers();
     let format = negotiate(h.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = accepts_gzip(h.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
-    let rendered = app.store.rendered();
+    let rendered = app.rendered.get();
     let om = format != Format::Text;
     let body = if gzip {
         rendered.gzip(om)

@@ -8,7 +8,9 @@
 //! directory name. Every collector's metrics use that name.
 
 use crate::config::RunnerConfig;
-use crate::snapshot::{GithubRunner, RunnerRoot, Snapshot, UnitState};
+use crate::snapshot::{
+    GithubRunner, GithubState, RunnerRoot, RunnerState, Snapshot, SystemdState, UnitState,
+};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -72,21 +74,15 @@ fn config_for<'a>(
 /// then runners only GitHub knows.
 pub fn runners(snap: &Snapshot) -> Vec<RunnerView<'_>> {
     let roots: &[RunnerRoot] = snap
-        .runner
-        .state
-        .as_ref()
+        .state::<RunnerState>()
         .map_or(&[], |s| s.roots.as_slice());
     let units: &[UnitState] = snap
-        .systemd
-        .state
-        .as_ref()
+        .state::<SystemdState>()
         .map_or(&[], |s| s.units.as_slice());
     let github: &[GithubRunner] = snap
-        .github
-        .state
-        .as_ref()
+        .state::<GithubState>()
         .map_or(&[], |s| s.runners.as_slice());
-    let configs = snap.runner_config.as_slice();
+    let configs = snap.settings.config.runners.as_slice();
 
     let mut views: Vec<RunnerView<'_>> = Vec::new();
     let mut unit_taken = vec![false; units.len()];
@@ -217,6 +213,11 @@ mod tests {
         }
     }
 
+    fn snapshot(config: Config) -> Snapshot {
+        let settings = crate::settings::Settings::with_token(config, None);
+        crate::collect::registry::empty_snapshot(std::sync::Arc::new(settings))
+    }
+
     fn root(path: &str, agent: Option<&str>, service: Option<&str>) -> RunnerRoot {
         RunnerRoot {
             root: path.into(),
@@ -250,19 +251,25 @@ mod tests {
             role: Some("primary".into()),
             ..Default::default()
         });
-        let mut snap = Snapshot::new(&config);
-        snap.systemd.state = Some(SystemdState {
-            units: vec![
-                unit("actions.runner.acme-app.x1.service", Some("/opt/a")),
-                unit("actions.runner.acme-app.y2.service", Some("/opt/b")),
-            ],
-        });
-        snap.runner.state = Some(RunnerState {
-            roots: vec![
-                root("/opt/a", Some("deploy-primary"), None),
-                root("/opt/c", None, Some("actions.runner.acme-app.y2.service")),
-            ],
-        });
+        let mut snap = snapshot(config);
+        snap.set(
+            "systemd",
+            SystemdState {
+                units: vec![
+                    unit("actions.runner.acme-app.x1.service", Some("/opt/a")),
+                    unit("actions.runner.acme-app.y2.service", Some("/opt/b")),
+                ],
+            },
+        );
+        snap.set(
+            "runner",
+            RunnerState {
+                roots: vec![
+                    root("/opt/a", Some("deploy-primary"), None),
+                    root("/opt/c", None, Some("actions.runner.acme-app.y2.service")),
+                ],
+            },
+        );
         let v = runners(&snap);
         let names: Vec<&str> = v.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(names, ["deploy-primary", "y2"]);
@@ -275,13 +282,16 @@ mod tests {
 
     #[test]
     fn duplicate_names_stay_distinct() {
-        let mut snap = Snapshot::new(&Config::default());
-        snap.runner.state = Some(RunnerState {
-            roots: vec![
-                root("/opt/a", Some("r"), None),
-                root("/opt/b", Some("r"), None),
-            ],
-        });
+        let mut snap = snapshot(Config::default());
+        snap.set(
+            "runner",
+            RunnerState {
+                roots: vec![
+                    root("/opt/a", Some("r"), None),
+                    root("/opt/b", Some("r"), None),
+                ],
+            },
+        );
         let v = runners(&snap);
         assert_eq!(v[0].name, "r");
         assert_eq!(v[1].name, "r (/opt/b)");

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod query;
+pub mod settings;
 pub mod snapshot;
 pub mod timefmt;
 pub mod webconfig;

@@ -165,7 +165,7 @@ impl<S: Subscriber> Layer<S> for LineLayer {
         event.record(&mut fields);
         match &self.sink {
             Sink::Stderr(format) => {
-                let ts = crate::snapshot::now_unix();
+                let ts = crate::timefmt::now_unix();
                 let mut line = match format {
                     LogFormat::Logfmt => format_logfmt(ts, meta.level(), meta.target(), &fields),
                     LogFormat::Json => format_json(ts, meta.level(), meta.target(), &fields),

@@ -1,6 +1,20 @@
-//! UTC calendar conversions without a date library: enough for log
-//! timestamps (writing RFC 3339, reading the runner's `yyyy-MM-dd HH:mm:ssZ`)
-//! and the `Date` header of HTTP answers.
+//! Time: the wall clock in Unix seconds, and UTC calendar conversions
+//! without a date library: enough for log timestamps (writing RFC 3339,
+//! reading the runner's `yyyy-MM-dd HH:mm:ssZ`) and the `Date` header of
+//! HTTP answers.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> f64 {
+    unix_seconds(SystemTime::now())
+}
+
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

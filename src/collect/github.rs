@@ -17,9 +17,11 @@ pub mod client;
 pub mod ratelimit;
 pub mod scope;
 
-use super::{Collector, Outcome};
+use super::{Collector, Failure, Mode, Outcome};
 use crate::config::{GithubConfig, Scope};
-use crate::snapshot::{now_unix, ApiStats, GithubRunner, GithubState, Section, Snapshot, Store};
+use crate::settings::Settings;
+use crate::snapshot::{ApiStats, Data, GithubRunner, GithubState, RunnerState, Store};
+use crate::timefmt::now_unix;
 use app::AppAuth;
 use auth::{PermissionWarnings, Secret, TokenSource};
 use client::{ApiError, Client, ErrorKind, Reply};
@@ -27,7 +29,6 @@ use hyper::Method;
 use scope::Owner;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -110,8 +111,9 @@ enum Credentials {
 pub struct GithubCollector {
     config: GithubConfig,
     scope: Scope,
-    store: Arc<Store>,
-    changes: watch::Receiver<u64>,
+    /// Self scope: the runner collector's roots, whose registrations say
+    /// which runners to ask about.
+    roots: Option<watch::Receiver<Data<RunnerState>>>,
     client: Option<Client>,
     credentials: Credentials,
     warnings: PermissionWarnings,
@@ -134,17 +136,21 @@ pub struct GithubCollector {
 }
 
 impl GithubCollector {
-    pub fn new(config: GithubConfig, scope: Scope, store: Arc<Store>) -> GithubCollector {
+    /// Builds the collector; in self scope it follows the runner roots
+    /// through `roots`.
+    pub fn with_config(
+        settings: &Settings,
+        roots: Option<watch::Receiver<Data<RunnerState>>>,
+    ) -> GithubCollector {
+        let config = settings.config.github.clone();
         let credentials = match &config.app {
             Some(app) => Credentials::App(Box::new(AppAuth::new(app))),
-            None => Credentials::Token(auth::token_source_from_env(config.token_file.as_deref())),
+            None => Credentials::Token(settings.token.clone()),
         };
-        let changes = store.subscribe();
         GithubCollector {
             config,
-            scope,
-            store,
-            changes,
+            scope: settings.github_scope,
+            roots,
             client: None,
             credentials,
             warnings: PermissionWarnings::default(),
@@ -163,8 +169,7 @@ impl GithubCollector {
     /// Self scope: the local runners with a registration, from the runner
     /// collector's section.
     fn local_targets(&self) -> Vec<Target> {
-        let snap = self.store.read();
-        let Some(state) = snap.runner.state.as_ref() else {
+        let Some(state) = self.roots.as_ref().and_then(|r| r.borrow().clone()) else {
             return Vec::new();
         };
         let mut t: Vec<Target> = state
@@ -366,7 +371,7 @@ impl GithubCollector {
     fn failed(&mut self, e: &ApiError) {
         self.failures = self.failures.saturating_add(1);
         if let Some(reason) = e.kind.reason() {
-            *self.stats.errors.entry(reason).or_default() += 1;
+            self.stats.errors.add(reason, 1);
         }
         let interval = self.config.poll_interval.get();
         let now = now_unix() as u64;
@@ -464,9 +469,29 @@ impl GithubCollector {
 impl Collector for GithubCollector {
     type State = GithubState;
     const NAME: &'static str = NAME;
+    const READS: &'static [&'static str] = &[super::runner::NAME];
 
-    fn section(snap: &mut Snapshot) -> &mut Section<GithubState> {
-        &mut snap.github
+    fn enabled(settings: &Settings) -> bool {
+        settings.github_scope != Scope::Off
+    }
+
+    fn interval(settings: &Settings) -> Duration {
+        settings.config.github.poll_interval.get()
+    }
+
+    fn config_key(settings: &Settings) -> String {
+        super::key((
+            &settings.config.github,
+            settings.github_scope.to_string(),
+            settings.token.as_ref().map(|t| t.to_string()),
+        ))
+    }
+
+    fn new(settings: &Settings, store: &Store, _: Mode) -> Self {
+        let roots = (settings.github_scope == Scope::SelfScope)
+            .then(|| store.channel::<RunnerState>().map(|c| c.subscribe()))
+            .flatten();
+        GithubCollector::with_config(settings, roots)
     }
 
     fn timeout(&self) -> Duration {
@@ -478,15 +503,15 @@ impl Collector for GithubCollector {
     async fn wait(&mut self) {
         loop {
             let due = self.next_due;
-            if self.scope == Scope::Fleet || self.holding {
+            let Some(roots) = self.roots.as_mut().filter(|_| !self.holding) else {
                 tokio::time::sleep_until(due).await;
                 return;
-            }
+            };
             // Self scope: a runner registered (or removed) meanwhile is
             // looked up at once rather than a poll interval later.
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => return,
-                r = self.changes.changed() => {
+                r = roots.changed() => {
                     if r.is_err() {
                         tokio::time::sleep_until(due).await;
                         return;
@@ -499,7 +524,7 @@ impl Collector for GithubCollector {
         }
     }
 
-    async fn collect(&mut self, store: &Arc<Store>) -> anyhow::Result<Outcome<GithubState>> {
+    async fn collect(&mut self) -> Result<Outcome<GithubState>, Failure<GithubState>> {
         let now = now_unix();
         self.last_requests = 0;
         let result = self.poll(now).await;
@@ -513,15 +538,14 @@ impl Collector for GithubCollector {
             }
             Err(e) => {
                 self.failed(&e);
-                // The supervisor keeps the state of a failed run; the API
-                // statistics and the runners refreshed before the failure
-                // are written here so the failure shows in the metrics.
+                // The API statistics and the runners refreshed before the
+                // failure are published with it, so the failure shows in
+                // the metrics.
                 let state = GithubState {
                     runners: self.runners(),
                     api: self.stats.clone(),
                 };
-                store.update(false, |snap| snap.github.state = Some(state));
-                Err(anyhow::anyhow!(e.message))
+                Err(Failure::with_data(anyhow::anyhow!(e.message), state))
             }
         }
     }
@@ -533,6 +557,7 @@ mod tests {
     use crate::collect::run_once;
     use crate::config::Config;
     use crate::snapshot::{Registration, RunnerRoot, RunnerState};
+    use std::sync::Arc;
     use testkit::fake_github::{generated_runners, official_runners};
     use testkit::FakeGithub;
 
@@ -548,6 +573,32 @@ mod tests {
             accessible: true,
             ..Default::default()
         }
+    }
+
+    /// A store for `config`, with the runner roots given.
+    fn store_with_roots(config: Config, roots: Vec<RunnerRoot>) -> (Arc<Settings>, Arc<Store>) {
+        let settings = Settings::resolve(config);
+        let store = crate::collect::registry::store(Arc::clone(&settings));
+        publish_roots(&store, roots);
+        (settings, store)
+    }
+
+    fn publish_roots(store: &Store, roots: Vec<RunnerRoot>) {
+        store
+            .channel::<RunnerState>()
+            .expect("a runner section")
+            .succeeded(Some(RunnerState { roots }), Duration::ZERO, 0.0);
+    }
+
+    fn github_state(store: &Store) -> Arc<GithubState> {
+        store
+            .channel::<GithubState>()
+            .and_then(|c| c.data())
+            .expect("GitHub data")
+    }
+
+    fn render(store: &Store) -> String {
+        crate::metrics::render::render(&store.snapshot()).text
     }
 
     /// A config pointing at the fake, with a token file in `dir`.
@@ -569,22 +620,18 @@ mod tests {
         fake.set_runners("enterprises/big", generated_runners("ent", 7, 1));
         let dir = tempfile::tempdir().unwrap();
         let config = config(&fake, dir.path(), Scope::SelfScope);
-        let store = Store::new(Snapshot::new(&config));
-        store.update(true, |s| {
-            s.runner.state = Some(RunnerState {
-                roots: vec![
-                    registered_root("/opt/a", 23, "https://github.com/acme/app", "linux_runner"),
-                    registered_root("/opt/b", 501, "https://github.com/acme", "org-1"),
-                    registered_root("/opt/c", 7, "https://github.com/enterprises/big", "ent-0"),
-                    registered_root("/opt/d", 999, "https://github.com/acme/app", "deleted"),
-                    RunnerRoot {
-                        root: "/opt/unconfigured".into(),
-                        ..Default::default()
-                    },
-                ],
-            })
-        });
-        let mut c = GithubCollector::new(config.github.clone(), Scope::SelfScope, store.clone());
+        let roots = vec![
+            registered_root("/opt/a", 23, "https://github.com/acme/app", "linux_runner"),
+            registered_root("/opt/b", 501, "https://github.com/acme", "org-1"),
+            registered_root("/opt/c", 7, "https://github.com/enterprises/big", "ent-0"),
+            registered_root("/opt/d", 999, "https://github.com/acme/app", "deleted"),
+            RunnerRoot {
+                root: "/opt/unconfigured".into(),
+                ..Default::default()
+            },
+        ];
+        let (settings, store) = store_with_roots(config, roots.clone());
+        let mut c = GithubCollector::new(&settings, &store, Mode::Daemon);
         assert_eq!(run_once(&mut c, &store).await, None);
         let mut paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
         paths.sort();
@@ -597,7 +644,7 @@ mod tests {
                 "/repos/acme/app/actions/runners/999",
             ]
         );
-        let text = crate::metrics::render::render(&store.read()).text;
+        let text = render(&store);
         for (series, want) in [
             (
                 "github_runner_registered{runner=\"linux_runner\"}",
@@ -626,12 +673,10 @@ mod tests {
                 "{series}\n{text}"
             );
         }
-        let all_by_root = store
-            .read()
-            .github
-            .state
-            .as_ref()
-            .is_some_and(|s| s.runners.iter().all(|r| r.root.is_some()));
+        let all_by_root = github_state(&store)
+            .runners
+            .iter()
+            .all(|r| r.root.is_some());
         assert!(all_by_root, "attached by root");
         // A second poll is conditional and costs no rate limit; the
         // deleted registration is not asked about again so soon.
@@ -639,20 +684,16 @@ mod tests {
         assert_eq!(run_once(&mut c, &store).await, None);
         assert_eq!(fake.charged(), charged);
         assert_eq!(fake.request_count(), 7);
-        let text = crate::metrics::render::render(&store.read()).text;
+        let text = render(&store);
         assert_eq!(
             testkit::sample_value(&text, "github_runner_registered{runner=\"deleted\"}"),
             Some(0.0)
         );
         // A root that loses its registration is no longer asked about.
-        store.update(true, |s| {
-            if let Some(st) = s.runner.state.as_mut() {
-                st.roots.truncate(1);
-            }
-        });
+        publish_roots(&store, roots[..1].to_vec());
         assert_eq!(run_once(&mut c, &store).await, None);
         assert_eq!(fake.request_count(), 8);
-        assert_eq!(store.read().github.state.as_ref().unwrap().runners.len(), 1);
+        assert_eq!(github_state(&store).runners.len(), 1);
     }
 
     #[test]
@@ -691,8 +732,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(&fake, dir.path(), Scope::Fleet);
         config.github.organizations = vec!["acme".into()];
-        let store = Store::new(Snapshot::new(&config));
-        let mut c = GithubCollector::new(config.github.clone(), Scope::Fleet, store.clone());
+        let (settings, store) = store_with_roots(config, Vec::new());
+        let mut c = GithubCollector::new(&settings, &store, Mode::Daemon);
         println!("fleet scope, 1 organization with 1000 runners:");
         for poll in 1..=3 {
             let before = (fake.request_count(), fake.charged());
@@ -701,12 +742,7 @@ mod tests {
             let took = t.elapsed();
             let requests = fake.request_count() - before.0;
             let charged = fake.charged() - before.1;
-            let runners = store
-                .read()
-                .github
-                .state
-                .as_ref()
-                .map_or(0, |s| s.runners.len());
+            let runners = github_state(&store).runners.len();
             println!(
                 "  poll {poll}: {requests} requests, {charged} charged to the rate limit, {runners} runners, {took:.1?}"
             );
@@ -728,18 +764,14 @@ mod tests {
         // runner each, all sharing one token's rate limit at the fake.
         let mut hosts = Vec::new();
         for i in 0..HOSTS {
-            let store = Store::new(Snapshot::new(&config));
-            store.update(true, |s| {
-                s.runner.state = Some(RunnerState {
-                    roots: vec![registered_root(
-                        &format!("/opt/runner{i}"),
-                        1 + i as u64,
-                        "https://github.com/acme/app",
-                        &format!("host-{i}"),
-                    )],
-                })
-            });
-            let c = GithubCollector::new(config.github.clone(), Scope::SelfScope, store.clone());
+            let root = registered_root(
+                &format!("/opt/runner{i}"),
+                1 + i as u64,
+                "https://github.com/acme/app",
+                &format!("host-{i}"),
+            );
+            let (settings, store) = store_with_roots(config.clone(), vec![root]);
+            let c = GithubCollector::new(&settings, &store, Mode::Daemon);
             hosts.push((c, store));
         }
         let (limit, start_remaining, _) = fake.rate_limit();
@@ -749,17 +781,7 @@ mod tests {
             let before = fake.charged();
             for (c, store) in hosts.iter_mut() {
                 assert_eq!(run_once(c, store).await, None);
-                assert_eq!(
-                    store
-                        .read()
-                        .github
-                        .state
-                        .as_ref()
-                        .unwrap()
-                        .api
-                        .backoff_seconds,
-                    0.0
-                );
+                assert_eq!(github_state(store).api.backoff_seconds, 0.0);
             }
             per_poll.push(fake.charged() - before);
         }

@@ -6,9 +6,10 @@
 //! that hangs (a dead NFS server) is never waited on twice: the mount is
 //! reported with `device_error` until the call returns.
 
-use super::{Collector, Outcome};
+use super::{Collector, Failure, Mode, Outcome};
 use crate::config::HostConfig;
-use crate::snapshot::{Filesystem, FsUsage, HostState, Section, Snapshot, Store};
+use crate::settings::Settings;
+use crate::snapshot::{Filesystem, FsUsage, HostState, Store};
 use anyhow::Context;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -36,7 +37,7 @@ pub struct HostCollector {
 }
 
 impl HostCollector {
-    pub fn new(config: HostConfig) -> Self {
+    pub fn with_config(config: HostConfig) -> Self {
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         HostCollector {
@@ -275,8 +276,20 @@ impl Collector for HostCollector {
     type State = HostState;
     const NAME: &'static str = NAME;
 
-    fn section(snap: &mut Snapshot) -> &mut Section<HostState> {
-        &mut snap.host
+    fn enabled(settings: &Settings) -> bool {
+        settings.config.host.enabled
+    }
+
+    fn interval(settings: &Settings) -> Duration {
+        settings.config.host.sample_interval.get()
+    }
+
+    fn config_key(settings: &Settings) -> String {
+        super::key(&settings.config.host)
+    }
+
+    fn new(settings: &Settings, _: &Store, _: Mode) -> Self {
+        HostCollector::with_config(settings.config.host.clone())
     }
 
     fn timeout(&self) -> Duration {
@@ -293,7 +306,7 @@ impl Collector for HostCollector {
         }
     }
 
-    async fn collect(&mut self, _store: &Arc<Store>) -> anyhow::Result<Outcome<HostState>> {
+    async fn collect(&mut self) -> Result<Outcome<HostState>, Failure<HostState>> {
         let mut state = self.sample_sync()?;
         state.filesystems = filesystems(&self.config, &self.pending).await?;
         Ok(Outcome::Changed(state))

@@ -17,8 +17,10 @@
 //! all between rescans. A root that cannot be watched (missing, `_diag`
 //! not a watchable directory, inotify unavailable or out of watches, a
 //! network or FUSE filesystem, or `watch = false`) is polled every
-//! `log_poll_interval`, as is one whose poll has not returned. New unit roots are noticed when the
-//! snapshot changes (an in-memory comparison, no I/O).
+//! `log_poll_interval`, as is one whose poll has not returned. New unit
+//! roots are noticed when the systemd section changes: the collector
+//! subscribes to it and compares the units' working directories (in
+//! memory, no I/O).
 //!
 //! Every `rescan_interval` the globs are expanded again, `.service` is
 //! re-read, every root is polled and the work folder's filesystem is
@@ -35,12 +37,10 @@ pub(crate) mod root;
 pub mod tail;
 mod watch;
 
-use super::{Collector, Outcome};
-use crate::config::Config;
+use super::{Collector, Failure, Mode, Outcome};
 use crate::config::RunnerFilesConfig;
-use crate::snapshot::{
-    FsUsage, RootSources, RunnerRoot, RunnerState, Section, Snapshot, Store, SystemdState,
-};
+use crate::settings::Settings;
+use crate::snapshot::{Data, FsUsage, RootSources, RunnerRoot, RunnerState, Store, SystemdState};
 use root::{PollOutput, RootTracker};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -173,7 +173,8 @@ impl RootEntry {
 pub struct RunnerCollector {
     config: RunnerFilesConfig,
     config_roots: Vec<PathBuf>,
-    systemd_enabled: bool,
+    /// The systemd collector's units (None when it is disabled).
+    units: Option<tokio::sync::watch::Receiver<Data<SystemdState>>>,
     /// The unit roots of the last systemd state seen: kept while the
     /// systemd collector has none (a dead bus makes unit states unknown,
     /// not the runners gone).
@@ -189,9 +190,6 @@ pub struct RunnerCollector {
     watch_enabled: bool,
     watcher: Watcher,
     watcher_started: bool,
-    /// Snapshot versions, to notice new unit roots between polls.
-    changes: Option<tokio::sync::watch::Receiver<u64>>,
-    store: Option<Arc<Store>>,
 }
 
 /// The runner units' working directories (their roots), normalised; a
@@ -208,11 +206,19 @@ fn working_directories(s: &SystemdState) -> impl Iterator<Item = PathBuf> + '_ {
 enum Woken {
     Due,
     Event,
-    Snapshot(bool),
+    /// The systemd section changed (false: its sender is gone).
+    Units(bool),
 }
 
 impl RunnerCollector {
-    pub fn new(config: &Config) -> Self {
+    /// Builds the collector; with systemd enabled it follows the units'
+    /// working directories through `units`.
+    pub fn with_config(
+        settings: &Settings,
+        units: Option<tokio::sync::watch::Receiver<Data<SystemdState>>>,
+        mode: Mode,
+    ) -> Self {
+        let config = &settings.config;
         let mut config_roots: Vec<PathBuf> = config
             .runners
             .iter()
@@ -223,7 +229,7 @@ impl RunnerCollector {
         RunnerCollector {
             config: config.runner_files.clone(),
             config_roots,
-            systemd_enabled: config.systemd.enabled,
+            units,
             last_unit_roots: Vec::new(),
             entries: Vec::new(),
             glob_roots: Vec::new(),
@@ -232,32 +238,23 @@ impl RunnerCollector {
             published: None,
             backlog: false,
             returned: Arc::default(),
-            watch_enabled: config.runner_files.watch,
+            // A single collection has no use for inotify.
+            watch_enabled: config.runner_files.watch && mode == Mode::Daemon,
             watcher: Watcher::default(),
             watcher_started: false,
-            changes: None,
-            store: None,
         }
     }
 
-    /// Polls every root every `log_poll_interval`, without inotify (for a
-    /// single collection).
-    pub fn without_watches(mut self) -> Self {
-        self.watch_enabled = false;
-        self
-    }
-
-    /// Whether the systemd collector's state names other unit roots than
-    /// the last run took (no I/O: the snapshot in memory).
+    /// Whether the systemd section names other unit roots than the last
+    /// run took (no I/O: the data in memory).
     fn unit_roots_changed(&self) -> bool {
-        let Some(store) = &self.store else {
+        let Some(units) = &self.units else {
             return false;
         };
-        let snap = store.read();
-        let Some(s) = snap.systemd.state.as_ref() else {
+        let Some(s) = units.borrow().clone() else {
             return false;
         };
-        !working_directories(s).eq(self.last_unit_roots.iter().cloned())
+        !working_directories(&s).eq(self.last_unit_roots.iter().cloned())
     }
 
     /// When the next tick is due without events: the rescan, and the
@@ -285,17 +282,16 @@ impl RunnerCollector {
     }
 
     /// Working directories of the runner units the systemd collector found.
-    /// While it has no state (it failed: the bus died, systemd does not
-    /// answer) the roots of its last state are kept: the runner is still
+    /// While it has no data (it failed: the bus died, systemd does not
+    /// answer) the roots of its last data are kept: the runner is still
     /// there, and dropping its root would lose what its logs say meanwhile
     /// (a root found again starts over, counting nothing already written).
-    fn unit_roots(&mut self, store: &Store) -> Vec<PathBuf> {
-        if !self.systemd_enabled {
+    fn unit_roots(&mut self) -> Vec<PathBuf> {
+        let Some(units) = &mut self.units else {
             return Vec::new();
-        }
-        let snap = store.read();
-        if let Some(s) = snap.systemd.state.as_ref() {
-            self.last_unit_roots = working_directories(s).collect();
+        };
+        if let Some(s) = units.borrow_and_update().clone() {
+            self.last_unit_roots = working_directories(&s).collect();
         }
         self.last_unit_roots.clone()
     }
@@ -563,9 +559,30 @@ impl RunnerCollector {
 impl Collector for RunnerCollector {
     type State = RunnerState;
     const NAME: &'static str = NAME;
+    const READS: &'static [&'static str] = &[super::systemd::NAME];
 
-    fn section(snap: &mut Snapshot) -> &mut Section<RunnerState> {
-        &mut snap.runner
+    fn enabled(settings: &Settings) -> bool {
+        settings.config.runner_files.enabled
+    }
+
+    fn interval(settings: &Settings) -> Duration {
+        settings.config.runner_files.rescan_interval.get()
+    }
+
+    fn config_key(settings: &Settings) -> String {
+        let c = &settings.config;
+        let roots: Vec<_> = c.runners.iter().map(|r| &r.root).collect();
+        super::key((&c.runner_files, roots, c.systemd.enabled))
+    }
+
+    fn new(settings: &Settings, store: &Store, mode: Mode) -> Self {
+        let units = settings
+            .config
+            .systemd
+            .enabled
+            .then(|| store.channel::<SystemdState>().map(|c| c.subscribe()))
+            .flatten();
+        RunnerCollector::with_config(settings, units, mode)
     }
 
     fn timeout(&self) -> Duration {
@@ -589,8 +606,8 @@ impl Collector for RunnerCollector {
             }
             let woken = {
                 let changes = async {
-                    match &mut self.changes {
-                        Some(c) => Woken::Snapshot(c.changed().await.is_ok()),
+                    match &mut self.units {
+                        Some(c) => Woken::Units(c.changed().await.is_ok()),
                         None => std::future::pending().await,
                     }
                 };
@@ -604,8 +621,13 @@ impl Collector for RunnerCollector {
                 Woken::Due => return,
                 // Looked at again at the top (the wake-up may be stale).
                 Woken::Event => {}
-                Woken::Snapshot(false) => self.changes = None,
-                Woken::Snapshot(true) => {
+                // The store is gone (shutting down): the next run is due
+                // as if nothing were followed.
+                Woken::Units(false) => {
+                    tokio::time::sleep_until(deadline).await;
+                    return;
+                }
+                Woken::Units(true) => {
                     if self.unit_roots_changed() {
                         return;
                     }
@@ -614,7 +636,7 @@ impl Collector for RunnerCollector {
         }
     }
 
-    async fn collect(&mut self, store: &Arc<Store>) -> anyhow::Result<Outcome<RunnerState>> {
+    async fn collect(&mut self) -> Result<Outcome<RunnerState>, Failure<RunnerState>> {
         let rescan = self
             .last_rescan
             .is_none_or(|t| t.elapsed() >= self.config.rescan_interval.get());
@@ -625,15 +647,7 @@ impl Collector for RunnerCollector {
             self.watcher_started = true;
             self.watcher = Watcher::start();
         }
-        if self.systemd_enabled && self.changes.is_none() && self.store.is_none() {
-            self.changes = Some(store.subscribe());
-            self.store = Some(Arc::clone(store));
-        }
-        if let Some(c) = &mut self.changes {
-            // Versions up to this one are read now.
-            c.borrow_and_update();
-        }
-        let units = self.unit_roots(store);
+        let units = self.unit_roots();
         self.discover_globs(rescan).await;
         self.update_roots(&units);
         self.poll_roots(rescan).await;
@@ -652,7 +666,7 @@ impl Collector for RunnerCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RunnerConfig;
+    use crate::config::{Config, RunnerConfig};
     use crate::snapshot::{SystemdState, UnitState};
 
     fn copy_fixture(name: &str, to: &std::path::Path) {
@@ -686,19 +700,32 @@ mod tests {
             root: Some(format!("{}/", a.display()).into()),
             ..Default::default()
         });
-        let store = Store::new(Snapshot::new(&config));
+        let settings = Arc::new(Settings::with_token(config, None));
+        let store = crate::collect::registry::store(Arc::clone(&settings));
+        let systemd = store.channel::<SystemdState>().expect("a systemd section");
+        let publish = |s: Option<SystemdState>| match s {
+            Some(s) => {
+                systemd.succeeded(Some(s), Duration::ZERO, 0.0);
+            }
+            None => {
+                systemd.failed(
+                    "lost".into(),
+                    crate::snapshot::Publish::Clear,
+                    Duration::ZERO,
+                    0.0,
+                );
+            }
+        };
         let unit = |wd: &std::path::Path| UnitState {
             name: "actions.runner.x.y.service".into(),
             working_directory: Some(wd.to_path_buf()),
             ..Default::default()
         };
-        store.update(true, |s| {
-            s.systemd.state = Some(SystemdState {
-                units: vec![unit(&a), unit(&c.join("."))],
-            })
-        });
-        let mut collector = RunnerCollector::new(&config);
-        let Outcome::Changed(state) = collector.collect(&store).await.unwrap() else {
+        publish(Some(SystemdState {
+            units: vec![unit(&a), unit(&c.join("."))],
+        }));
+        let mut collector = RunnerCollector::new(&settings, &store, Mode::Daemon);
+        let Outcome::Changed(state) = collector.collect().await.unwrap() else {
             panic!("the first run changes the state");
         };
         let found: Vec<(PathBuf, RootSources)> = state
@@ -725,28 +752,26 @@ mod tests {
         );
         // Nothing new: no re-render.
         assert!(matches!(
-            collector.collect(&store).await.unwrap(),
+            collector.collect().await.unwrap(),
             Outcome::Unchanged
         ));
         // The unit goes away: its root is dropped.
-        store.update(true, |s| {
-            s.systemd.state = Some(SystemdState {
-                units: vec![unit(&a)],
-            })
-        });
-        let Outcome::Changed(state) = collector.collect(&store).await.unwrap() else {
+        publish(Some(SystemdState {
+            units: vec![unit(&a)],
+        }));
+        let Outcome::Changed(state) = collector.collect().await.unwrap() else {
             panic!("a root was removed");
         };
         assert_eq!(state.roots.len(), 2);
         // The systemd collector fails and has no state: the unit's root
         // stays until a state without the unit says otherwise.
-        store.update(true, |s| s.systemd.state = None);
+        publish(None);
         assert!(matches!(
-            collector.collect(&store).await.unwrap(),
+            collector.collect().await.unwrap(),
             Outcome::Unchanged
         ));
-        store.update(true, |s| s.systemd.state = Some(SystemdState::default()));
-        let Outcome::Changed(state) = collector.collect(&store).await.unwrap() else {
+        publish(Some(SystemdState::default()));
+        let Outcome::Changed(state) = collector.collect().await.unwrap() else {
             panic!("the unit is gone");
         };
         assert_eq!(state.roots[0].root, a);

@@ -46,15 +46,15 @@ pub struct Source {
 
 /// Every collector's [`Source`] in a snapshot, at wall-clock time `now`.
 pub fn sources(snap: &Snapshot, now: f64) -> Vec<Source> {
-    let intervals = snap.health_config.stale_intervals;
-    snap.sections()
+    let intervals = snap.settings.config.health.stale_intervals;
+    snap.sections
         .iter()
-        .map(|(name, meta)| Source {
-            name,
-            enabled: meta.enabled,
-            has_data: meta.targets.is_some(),
-            stale: meta.is_stale(now, intervals),
-            error: meta.error.map(String::from),
+        .map(|s| Source {
+            name: s.name,
+            enabled: s.meta.enabled,
+            has_data: s.has_data(),
+            stale: s.meta.is_stale(now, intervals),
+            error: s.meta.error.clone(),
         })
         .collect()
 }
@@ -298,9 +298,9 @@ pub fn evaluate_snapshot(snap: &Snapshot, selector: &Selector, now: f64) -> Repo
     let views = identity::runners(snap);
     let sources = sources(snap, now);
     let inputs = Inputs {
-        thresholds: &snap.health_config,
+        thresholds: &snap.settings.config.health,
         sources: &sources,
-        host: snap.host.state.as_ref(),
+        host: snap.state::<HostState>(),
         now,
     };
     evaluate(&views, &inputs, selector)

@@ -2,8 +2,11 @@
 //! its cause, selectors, rendering.
 
 use super::*;
+use crate::collect::{github, host, registry, runner, systemd};
 use crate::config::{Config, RunnerConfig, Scope};
+use crate::settings::Settings;
 use crate::snapshot::*;
+use std::sync::Arc;
 
 const NOW: f64 = 1_800_000_000.0;
 
@@ -18,74 +21,84 @@ fn healthy() -> Snapshot {
         environment: Some("production".into()),
         ..Default::default()
     });
-    let mut s = Snapshot::new(&config);
-    for meta in [
-        &mut s.host.last_success,
-        &mut s.systemd.last_success,
-        &mut s.runner.last_success,
-        &mut s.github.last_success,
-    ] {
-        *meta = Some(NOW - 1.0);
+    let mut s = registry::empty_snapshot(Arc::new(Settings::with_token(config, None)));
+    for section in &mut s.sections {
+        section.meta.last_success = Some(NOW - 1.0);
     }
-    s.host.state = Some(HostState {
-        memory_total: 1000,
-        memory_available: 500,
-        ..Default::default()
-    });
-    s.systemd.state = Some(SystemdState {
-        units: vec![UnitState {
-            name: "actions.runner.acme-app.r1.service".into(),
-            active_state: "active".into(),
-            sub_state: "running".into(),
-            working_directory: Some("/opt/r1".into()),
+    s.set(
+        host::NAME,
+        HostState {
+            memory_total: 1000,
+            memory_available: 500,
             ..Default::default()
-        }],
-    });
+        },
+    );
+    s.set(
+        systemd::NAME,
+        SystemdState {
+            units: vec![UnitState {
+                name: "actions.runner.acme-app.r1.service".into(),
+                active_state: "active".into(),
+                sub_state: "running".into(),
+                working_directory: Some("/opt/r1".into()),
+                ..Default::default()
+            }],
+        },
+    );
     let logs = LogState {
         connected: Some(true),
         ..Default::default()
     };
-    s.runner.state = Some(RunnerState {
-        roots: vec![RunnerRoot {
-            root: "/opt/r1".into(),
-            accessible: true,
-            registration: Some(Registration {
-                agent_id: Some(23),
-                agent_name: Some("r1".into()),
+    s.set(
+        runner::NAME,
+        RunnerState {
+            roots: vec![RunnerRoot {
+                root: "/opt/r1".into(),
+                accessible: true,
+                registration: Some(Registration {
+                    agent_id: Some(23),
+                    agent_name: Some("r1".into()),
+                    ..Default::default()
+                }),
+                work_fs: Some(FsUsage {
+                    size: 1000,
+                    avail: 500,
+                    free: 500,
+                    ..Default::default()
+                }),
+                logs,
                 ..Default::default()
-            }),
-            work_fs: Some(FsUsage {
-                size: 1000,
-                avail: 500,
-                free: 500,
+            }],
+        },
+    );
+    s.set(
+        github::NAME,
+        GithubState {
+            runners: vec![GithubRunner {
+                name: "r1".into(),
+                root: Some("/opt/r1".into()),
+                id: Some(23),
+                registered: true,
+                online: true,
                 ..Default::default()
-            }),
-            logs,
+            }],
             ..Default::default()
-        }],
-    });
-    s.github.state = Some(GithubState {
-        runners: vec![GithubRunner {
-            name: "r1".into(),
-            root: Some("/opt/r1".into()),
-            id: Some(23),
-            registered: true,
-            online: true,
-            ..Default::default()
-        }],
-        ..Default::default()
-    });
+        },
+    );
     s
 }
 
 fn unit(s: &mut Snapshot) -> &mut UnitState {
-    &mut s.systemd.state.as_mut().unwrap().units[0]
+    &mut s.state_mut::<SystemdState>().unwrap().units[0]
 }
 fn root(s: &mut Snapshot) -> &mut RunnerRoot {
-    &mut s.runner.state.as_mut().unwrap().roots[0]
+    &mut s.state_mut::<RunnerState>().unwrap().roots[0]
 }
 fn gh(s: &mut Snapshot) -> &mut GithubRunner {
-    &mut s.github.state.as_mut().unwrap().runners[0]
+    &mut s.state_mut::<GithubState>().unwrap().runners[0]
+}
+fn meta<'a>(s: &'a mut Snapshot, name: &str) -> &'a mut Meta {
+    &mut s.section_mut(name).unwrap().meta
 }
 
 fn eval(s: &Snapshot) -> RunnerHealth {
@@ -251,7 +264,7 @@ fn failure_modes_name_their_root_cause() {
         (
             "memory low",
             |s| {
-                s.host.state.as_mut().unwrap().memory_available = 50;
+                s.state_mut::<HostState>().unwrap().memory_available = 50;
             },
             "memory_available",
             true,
@@ -283,7 +296,9 @@ fn failure_modes_name_their_root_cause() {
 #[test]
 fn github_not_configured_is_unknown_not_failing() {
     let mut s = healthy();
-    s.github = Section::new(false, s.github.interval);
+    let interval = meta(&mut s, github::NAME).interval;
+    *meta(&mut s, github::NAME) = Meta::new(false, interval);
+    s.clear(github::NAME);
     let r = eval(&s);
     assert_eq!(status_of(&r, "online_at_github"), Status::Unknown);
     assert!(r.healthy);
@@ -296,7 +311,7 @@ fn a_silent_collector_makes_its_checks_unknown() {
     unit(&mut s).active_state = "failed".into();
     // The systemd collector last succeeded long ago: its failed unit is
     // no longer evidence.
-    s.systemd.last_success = Some(NOW - 1000.0);
+    meta(&mut s, systemd::NAME).last_success = Some(NOW - 1000.0);
     let r = eval(&s);
     assert_eq!(status_of(&r, "service_active"), Status::Unknown);
     assert_eq!(status_of(&r, "data_fresh"), Status::Warn);

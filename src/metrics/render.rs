@@ -4,7 +4,7 @@
 use super::catalog as c;
 use super::encode::{Encoded, Encoder};
 use crate::identity::{self, RunnerView};
-use crate::snapshot::{JobResult, LogEvent, Snapshot, SKIP_REASONS, UNIT_STATES};
+use crate::snapshot::{GithubState, HostState, RunnerState, Snapshot, Variants, UNIT_STATES};
 
 /// Version, git revision and compiler of this build.
 pub struct BuildInfo;
@@ -28,7 +28,9 @@ pub fn render(snap: &Snapshot) -> Encoded {
 }
 
 fn host(e: &mut Encoder, snap: &Snapshot) {
-    let Some(h) = &snap.host.state else { return };
+    let Some(h) = snap.state::<HostState>() else {
+        return;
+    };
     if let Some(r) = h.cpu_usage_ratio {
         e.family(&c::HOST_CPU_USAGE_RATIO).sample(&[], r);
     }
@@ -182,8 +184,8 @@ fn runner_files(e: &mut Encoder, runners: &[RunnerView<'_>]) {
     }
     let mut f = e.family(&c::RUNNER_JOBS);
     for (v, r) in &roots {
-        for (i, res) in JobResult::ALL.iter().enumerate() {
-            f.sample(&[&v.name, res.as_str()], r.logs.jobs[i] as f64);
+        for (res, n) in r.logs.jobs.iter() {
+            f.sample(&[&v.name, res.as_str()], n as f64);
         }
     }
     let mut f = e.family(&c::RUNNER_JOB_DURATION);
@@ -220,8 +222,8 @@ fn runner_files(e: &mut Encoder, runners: &[RunnerView<'_>]) {
     }
     let mut f = e.family(&c::RUNNER_LOG_EVENTS);
     for (v, r) in &roots {
-        for (i, ev) in LogEvent::ALL.iter().enumerate() {
-            f.sample(&[&v.name, ev.as_str()], r.logs.events[i] as f64);
+        for (ev, n) in r.logs.events.iter() {
+            f.sample(&[&v.name, ev.as_str()], n as f64);
         }
     }
     let mut f = e.family(&c::RUNNER_LOG_LAST_ENTRY);
@@ -267,7 +269,7 @@ fn github(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
             f.sample(&[n, &id, &g.os, eph], 1.0);
         }
     }
-    let Some(state) = &snap.github.state else {
+    let Some(state) = snap.state::<GithubState>() else {
         return;
     };
     let api = &state.api;
@@ -276,8 +278,8 @@ fn github(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
         f.sample(&[code], *n as f64);
     }
     let mut f = e.family(&c::GITHUB_API_ERRORS);
-    for (reason, n) in &api.errors {
-        f.sample(&[reason], *n as f64);
+    for (reason, n) in api.errors.iter().filter(|(_, n)| *n > 0) {
+        f.sample(&[reason.as_str()], n as f64);
     }
     if let Some(v) = api.rate_remaining {
         e.family(&c::GITHUB_RATE_REMAINING).sample(&[], v as f64);
@@ -300,30 +302,31 @@ fn exporter(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
         &[BuildInfo::VERSION, BuildInfo::REVISION, BuildInfo::RUSTC],
         1.0,
     );
-    let sections = snap.sections();
+    let sections = &snap.sections;
     let mut f = e.family(&c::EXPORTER_COLLECTOR_ENABLED);
-    for (name, s) in &sections {
-        f.flag(&[name], s.enabled);
+    for s in sections {
+        f.flag(&[s.name], s.meta.enabled);
     }
+    let enabled = || sections.iter().filter(|s| s.meta.enabled);
     let mut f = e.family(&c::EXPORTER_COLLECTOR_SUCCESS);
-    for (name, s) in sections.iter().filter(|(_, s)| s.enabled) {
-        f.flag(&[name], s.success);
+    for s in enabled() {
+        f.flag(&[s.name], s.meta.success);
     }
     let mut f = e.family(&c::EXPORTER_COLLECTOR_DURATION);
-    for (name, s) in sections.iter().filter(|(_, s)| s.enabled) {
-        f.sample(&[name], s.duration.as_secs_f64());
+    for s in enabled() {
+        f.sample(&[s.name], s.meta.duration.as_secs_f64());
     }
     let mut f = e.family(&c::EXPORTER_COLLECTOR_LAST_SUCCESS);
-    for (name, s) in sections.iter().filter(|(_, s)| s.enabled) {
-        f.sample(&[name], s.last_success.unwrap_or(0.0));
+    for s in enabled() {
+        f.sample(&[s.name], s.meta.last_success.unwrap_or(0.0));
     }
     let mut f = e.family(&c::EXPORTER_COLLECTOR_ERRORS);
-    for (name, s) in sections.iter().filter(|(_, s)| s.enabled) {
-        f.sample(&[name], s.errors_total as f64);
+    for s in enabled() {
+        f.sample(&[s.name], s.meta.errors_total as f64);
     }
     let mut f = e.family(&c::EXPORTER_COLLECTOR_TARGETS);
-    for (name, s) in sections.iter().filter(|(_, s)| s.enabled) {
-        f.sample(&[name], s.targets.unwrap_or(0) as f64);
+    for s in enabled() {
+        f.sample(&[s.name], s.meta.targets.unwrap_or(0) as f64);
     }
     let roots: Vec<(&str, &crate::snapshot::RunnerRoot)> = runners
         .iter()
@@ -335,11 +338,11 @@ fn exporter(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
     }
     let mut f = e.family(&c::EXPORTER_LOG_SKIPPED);
     for (n, r) in &roots {
-        for (i, reason) in SKIP_REASONS.iter().enumerate() {
-            f.sample(&[n, reason], r.logs.skipped[i] as f64);
+        for (reason, count) in r.logs.skipped.iter() {
+            f.sample(&[n, reason.as_str()], count as f64);
         }
     }
-    if let Some(s) = snap.runner.state.as_ref().filter(|_| snap.runner.enabled) {
+    if let Some(s) = snap.state::<RunnerState>() {
         let watched = s.roots.iter().filter(|r| r.watched).count();
         e.family(&c::EXPORTER_RUNNER_WATCHED_ROOTS)
             .sample(&[], watched as f64);

@@ -323,7 +323,7 @@ mod tests {
         let (mut stats, mut w) = (ApiStats::default(), PermissionWarnings::default());
         let owner = Owner::Org("acme".into());
         let base = fake.url();
-        let now = crate::snapshot::now_unix();
+        let now = crate::timefmt::now_unix();
         macro_rules! token {
             ($at:expr) => {
                 app.token(&mut client, &base, &owner, &mut stats, &mut w, $at)

@@ -2,9 +2,11 @@
 //!
 //! A token is read from `[github] token_file`, else from the systemd
 //! credential `$CREDENTIALS_DIRECTORY/github-token` (`LoadCredential=`),
-//! else from `$GITHUB_TOKEN`. It is re-read on every poll, so a rotated
-//! file takes effect without a restart. Nothing here ever formats the
-//! token: errors name the file, never its content.
+//! else from `$GITHUB_TOKEN`. Which one is decided once, when the config
+//! is loaded ([`crate::settings::Settings`]); a file is re-read on every
+//! poll, so a rotated file takes effect without a restart, and
+//! `$GITHUB_TOKEN` is taken when the config is loaded. Nothing here ever
+//! formats the token: errors name the file, never its content.
 
 use anyhow::{bail, Context};
 use std::collections::HashSet;
@@ -57,8 +59,8 @@ pub enum TokenSource {
     File(PathBuf),
     /// `$CREDENTIALS_DIRECTORY/github-token`.
     Credential(PathBuf),
-    /// `$GITHUB_TOKEN`.
-    Env,
+    /// `$GITHUB_TOKEN`, as it was when the config was loaded.
+    Env(Secret),
 }
 
 impl fmt::Display for TokenSource {
@@ -66,7 +68,7 @@ impl fmt::Display for TokenSource {
         match self {
             TokenSource::File(p) => write!(f, "token file {}", p.display()),
             TokenSource::Credential(p) => write!(f, "systemd credential {}", p.display()),
-            TokenSource::Env => f.write_str("$GITHUB_TOKEN"),
+            TokenSource::Env(_) => f.write_str("$GITHUB_TOKEN"),
         }
     }
 }
@@ -75,7 +77,7 @@ impl fmt::Display for TokenSource {
 pub fn token_source(
     token_file: Option<&Path>,
     credentials_dir: Option<&Path>,
-    env_token: bool,
+    env_token: Option<Secret>,
 ) -> Option<TokenSource> {
     if let Some(p) = token_file {
         return Some(TokenSource::File(p.to_path_buf()));
@@ -86,20 +88,17 @@ pub fn token_source(
             return Some(TokenSource::Credential(p));
         }
     }
-    env_token.then_some(TokenSource::Env)
+    env_token.map(TokenSource::Env)
 }
 
 /// The source from the process environment.
 pub fn token_source_from_env(token_file: Option<&Path>) -> Option<TokenSource> {
     let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let env_token = std::env::var_os("GITHUB_TOKEN").is_some_and(|v| !v.is_empty());
+    let env_token = std::env::var("GITHUB_TOKEN")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Secret::new);
     token_source(token_file, creds.as_deref(), env_token)
-}
-
-/// True when a token is available from the environment alone (a systemd
-/// credential or `$GITHUB_TOKEN`).
-pub fn env_has_token() -> bool {
-    token_source_from_env(None).is_some()
 }
 
 /// True when a file mode lets group or others read.
@@ -157,7 +156,7 @@ pub fn read_token(
             }
             std::fs::read_to_string(p).with_context(|| format!("cannot read {source}"))?
         }
-        TokenSource::Env => std::env::var("GITHUB_TOKEN").context("$GITHUB_TOKEN is not set")?,
+        TokenSource::Env(token) => token.expose().to_string(),
     };
     clean(raw, source)
 }
@@ -180,21 +179,27 @@ mod tests {
     fn sources_in_order_of_precedence() {
         let dir = tempfile::tempdir().unwrap();
         let file = Path::new("/etc/rhe/token");
+        let env = || Some(Secret::new("ghp_env".into()));
         assert_eq!(
-            token_source(Some(file), Some(dir.path()), true),
+            token_source(Some(file), Some(dir.path()), env()),
             Some(TokenSource::File(file.into()))
         );
         // The credentials directory counts only when it holds github-token.
         assert_eq!(
-            token_source(None, Some(dir.path()), true),
-            Some(TokenSource::Env)
+            token_source(None, Some(dir.path()), env()),
+            Some(TokenSource::Env(Secret::new("ghp_env".into())))
         );
         std::fs::write(dir.path().join(CREDENTIAL_NAME), "t").unwrap();
         assert_eq!(
-            token_source(None, Some(dir.path()), true),
+            token_source(None, Some(dir.path()), env()),
             Some(TokenSource::Credential(dir.path().join(CREDENTIAL_NAME)))
         );
-        assert_eq!(token_source(None, None, false), None);
+        assert_eq!(token_source(None, None, None), None);
+        // The environment's token never prints.
+        assert_eq!(
+            format!("{:?}", env().map(TokenSource::Env)),
+            "Some(Env([REDACTED]))"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::auth::Secret;
 use super::ratelimit::{parse_retry_after, RateLimit};
-use crate::snapshot::ApiStats;
+use crate::snapshot::{ApiErrorReason, ApiStats};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -50,17 +50,19 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub fn reason(self) -> Option<&'static str> {
+    /// The reason counted in the API statistics (None for a setup error,
+    /// which is not the API's).
+    pub fn reason(self) -> Option<ApiErrorReason> {
         Some(match self {
-            ErrorKind::Auth => "auth",
-            ErrorKind::Forbidden => "forbidden",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::ServerError => "server_error",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Malformed => "malformed",
-            ErrorKind::Other => "other",
+            ErrorKind::Auth => ApiErrorReason::Auth,
+            ErrorKind::Forbidden => ApiErrorReason::Forbidden,
+            ErrorKind::RateLimited => ApiErrorReason::RateLimited,
+            ErrorKind::NotFound => ApiErrorReason::NotFound,
+            ErrorKind::ServerError => ApiErrorReason::ServerError,
+            ErrorKind::Timeout => ApiErrorReason::Timeout,
+            ErrorKind::Connect => ApiErrorReason::Connect,
+            ErrorKind::Malformed => ApiErrorReason::Malformed,
+            ErrorKind::Other => ApiErrorReason::Other,
             ErrorKind::Setup => return None,
         })
     }

@@ -224,7 +224,7 @@ pub struct ReadAt {
 impl ReadAt {
     pub fn now() -> ReadAt {
         ReadAt {
-            wall: crate::snapshot::now_unix(),
+            wall: crate::timefmt::now_unix(),
             mono: Instant::now(),
         }
     }
@@ -269,7 +269,7 @@ pub enum Mode {
 
 fn event(logs: &mut LogState, e: LogEvent, ts: f64, mode: Mode) {
     if mode == Mode::Live {
-        logs.events[e.index()] += 1;
+        logs.events.add(e, 1);
     }
     if logs.recent.len() >= RECENT_EVENTS {
         logs.recent.remove(0);
@@ -311,9 +311,7 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
             let at = at.unwrap_or(ts);
             let job = logs.current_job.take();
             if mode == Mode::Live {
-                if let Some(i) = JobResult::ALL.iter().position(|r| *r == result) {
-                    logs.jobs[i] += 1;
-                }
+                logs.jobs.add(result, 1);
                 // The duration is known only when the start was seen.
                 if let Some(j) = job.filter(|j| j.name == truncate(name, MAX_JOB_NAME)) {
                     logs.durations.observe(
@@ -353,6 +351,7 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::Variants;
 
     const T0: f64 = 1_767_603_600.0; // 2026-01-05 09:00:00Z
 
@@ -466,7 +465,7 @@ mod tests {
                 at: Some(T0 + 41.0 * 60.0 + 55.0)
             })
         );
-        for r in JobResult::ALL {
+        for &r in JobResult::ALL {
             let line = format!("Job a completed with result: {}", r.as_str());
             assert!(
                 matches!(interpret(&line), Some(Msg::JobCompleted { result, .. }) if result == r),
@@ -531,8 +530,8 @@ mod tests {
         );
         assert_eq!(logs.version.as_deref(), Some("2.330.0"));
         assert_eq!(logs.connected, Some(false));
-        assert_eq!(logs.jobs, [0; 6]);
-        assert_eq!(logs.events, [0; 9]);
+        assert!(logs.jobs.iter().all(|(_, n)| n == 0));
+        assert!(logs.events.iter().all(|(_, n)| n == 0));
         assert_eq!(logs.durations.count(), 0);
         assert_eq!(logs.recent, vec![(LogEvent::ConnectError, T0 + 6000.0)]);
         assert_eq!(
@@ -564,13 +563,16 @@ mod tests {
             ],
             Mode::Live,
         );
-        assert_eq!(logs.jobs, [1, 0, 1, 0, 0, 0]);
+        assert_eq!(
+            logs.jobs.iter().map(|(_, n)| n).collect::<Vec<_>>(),
+            [1, 0, 1, 0, 0, 0]
+        );
         // Only the job whose start was seen has a duration.
         assert_eq!(logs.durations.count(), 1);
         assert_eq!(logs.durations.sum, 45.0);
         assert_eq!(logs.durations.counts[2], 1, "45 s falls in the 60 s bucket");
-        assert_eq!(logs.events[LogEvent::UpdateStarted.index()], 2);
-        assert_eq!(logs.events[LogEvent::ListenerExited.index()], 1);
+        assert_eq!(logs.events.get(LogEvent::UpdateStarted), 2);
+        assert_eq!(logs.events.get(LogEvent::ListenerExited), 1);
         assert_eq!(logs.listener_exit_code, Some(3));
         assert_eq!(logs.connected, Some(false));
         assert!(logs.current_job.is_none());
@@ -658,7 +660,7 @@ mod tests {
         }
         assert_eq!(logs.recent.len(), RECENT_EVENTS);
         assert_eq!(logs.recent[RECENT_EVENTS - 1].1, 99.0);
-        assert_eq!(logs.events[LogEvent::AuthFailed.index()], 100);
+        assert_eq!(logs.events.get(LogEvent::AuthFailed), 100);
     }
 
     #[test]

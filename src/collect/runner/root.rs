@@ -7,7 +7,7 @@ use super::parse::{self, Line, Mode, ParseAux, ReadAt};
 use super::registration;
 use super::tail::{self, LineEvent, Sink, Tail};
 use super::watch::{self, RootWatch};
-use crate::snapshot::{LogState, Registration, RunnerRoot, SKIP_REASONS};
+use crate::snapshot::{LogState, Registration, RunnerRoot, SkipReason};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,26 +62,26 @@ impl Sink for Consumer<'_> {
     }
 
     fn not_regular(&mut self) {
-        self.logs.skipped[skip_index("not_regular_file")] += 1;
+        self.logs.skipped.add(SkipReason::NotRegularFile, 1);
     }
 
     fn line(&mut self, ev: LineEvent<'_>, mode: Mode) {
         let bytes = match ev {
             LineEvent::TooLong => {
-                self.logs.skipped[skip_index("too_long")] += 1;
+                self.logs.skipped.add(SkipReason::TooLong, 1);
                 return;
             }
             LineEvent::Line(b) => b,
         };
         let Ok(text) = std::str::from_utf8(bytes) else {
-            self.logs.skipped[skip_index("invalid_utf8")] += 1;
+            self.logs.skipped.add(SkipReason::InvalidUtf8, 1);
             return;
         };
         let entry = match parse::parse_line(text) {
             Line::Entry(e) => e,
             Line::Continuation => return,
             Line::Malformed => {
-                self.logs.skipped[skip_index("malformed")] += 1;
+                self.logs.skipped.add(SkipReason::Malformed, 1);
                 return;
             }
         };
@@ -94,10 +94,6 @@ impl Sink for Consumer<'_> {
             }
         }
     }
-}
-
-fn skip_index(reason: &str) -> usize {
-    SKIP_REASONS.iter().position(|r| *r == reason).unwrap_or(0)
 }
 
 /// The result of one poll.

@@ -32,9 +32,10 @@
 mod bus;
 mod procs;
 
-use super::{Collector, Outcome};
+use super::{Collector, Failure, Mode, OnFailure, Outcome};
 use crate::config::SystemdConfig;
-use crate::snapshot::{Section, Snapshot, Store, SystemdState, UnitState};
+use crate::settings::Settings;
+use crate::snapshot::{Store, SystemdState, UnitState};
 use anyhow::{anyhow, Context};
 use bus::{Bus, CallError, Interest, ListedUnit, MANAGER, MANAGER_PATH, SERVICE, UNIT};
 use futures_util::StreamExt;
@@ -81,6 +82,8 @@ enum Next {
 pub struct SystemdCollector {
     config: SystemdConfig,
     crashloop_window: Duration,
+    /// Units named in `[[runner]] unit`.
+    configured: Vec<String>,
     bus: Option<Bus>,
     /// False once systemd said it has no ListUnitsByPatterns (until the
     /// next connection).
@@ -102,11 +105,16 @@ pub struct SystemdCollector {
 }
 
 impl SystemdCollector {
-    pub fn new(config: SystemdConfig, crashloop_window: Duration) -> Self {
+    pub fn with_config(
+        config: SystemdConfig,
+        crashloop_window: Duration,
+        configured: Vec<String>,
+    ) -> Self {
         let now = Instant::now();
         SystemdCollector {
             config,
             crashloop_window,
+            configured,
             bus: None,
             by_patterns: true,
             interest: Arc::new(Mutex::new(Interest::default())),
@@ -425,9 +433,33 @@ impl RestartHistory {
 impl Collector for SystemdCollector {
     type State = SystemdState;
     const NAME: &'static str = NAME;
+    /// Without systemd, unit states are unknown: report none rather than
+    /// stale ones.
+    const ON_FAILURE: OnFailure = OnFailure::Clear;
 
-    fn section(snap: &mut Snapshot) -> &mut Section<SystemdState> {
-        &mut snap.systemd
+    fn enabled(settings: &Settings) -> bool {
+        settings.config.systemd.enabled
+    }
+
+    fn interval(settings: &Settings) -> Duration {
+        settings.config.systemd.resync_interval.get()
+    }
+
+    fn config_key(settings: &Settings) -> String {
+        let c = &settings.config;
+        super::key((
+            &c.systemd,
+            configured_units(settings),
+            c.health.crashloop_window,
+        ))
+    }
+
+    fn new(settings: &Settings, _: &Store, _: Mode) -> Self {
+        SystemdCollector::with_config(
+            settings.config.systemd.clone(),
+            settings.config.health.crashloop_window.get(),
+            configured_units(settings),
+        )
     }
 
     fn timeout(&self) -> Duration {
@@ -471,7 +503,7 @@ impl Collector for SystemdCollector {
         }
     }
 
-    async fn collect(&mut self, store: &Arc<Store>) -> anyhow::Result<Outcome<SystemdState>> {
+    async fn collect(&mut self) -> Result<Outcome<SystemdState>, Failure<SystemdState>> {
         let prev = self.last.take();
         let was_healthy = std::mem::replace(&mut self.healthy, false);
         if !was_healthy {
@@ -488,17 +520,12 @@ impl Collector for SystemdCollector {
                 s
             }
             _ => {
-                let configured: Vec<String> = store
-                    .read()
-                    .runner_config
-                    .iter()
-                    .filter_map(|r| r.unit.clone())
-                    .collect();
+                let configured = self.configured.clone();
                 match self.resync(&configured).await {
                     Ok(s) => s,
                     Err(e) => {
                         self.bus = None;
-                        return Err(e);
+                        return Err(e.into());
                     }
                 }
             }
@@ -511,12 +538,16 @@ impl Collector for SystemdCollector {
             Ok(Outcome::Changed(state))
         }
     }
+}
 
-    fn on_failure(section: &mut Section<SystemdState>) {
-        // Without systemd, unit states are unknown: report none rather
-        // than stale ones.
-        section.state = None;
-    }
+/// The units named in `[[runner]] unit`.
+fn configured_units(settings: &Settings) -> Vec<String> {
+    settings
+        .config
+        .runners
+        .iter()
+        .filter_map(|r| r.unit.clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,237 @@
+//! The collector registry: every collector, listed once. `serve`, a
+//! reload and the in-process `check` all start collectors from here, and
+//! the store's sections are made from it.
+//!
+//! Adding a collector: a file under `src/collect/` with its state type and
+//! its [`Collector`] implementation, and one line in [`COLLECTORS`].
+
+use super::github::GithubCollector;
+use super::host::HostCollector;
+use super::runner::RunnerCollector;
+use super::systemd::SystemdCollector;
+use super::{Collector, Mode};
+use crate::settings::Settings;
+use crate::snapshot::{AnySection, Channel, Meta, Snapshot, Store};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+type OnceFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// One collector, whatever its state type.
+pub struct Entry {
+    pub name: &'static str,
+    /// The sections it reads.
+    pub reads: &'static [&'static str],
+    section: fn() -> Box<dyn AnySection>,
+    enabled: fn(&Settings) -> bool,
+    interval: fn(&Settings) -> Duration,
+    key: fn(&Settings) -> String,
+    start: fn(&Settings, &Arc<Store>, watch::Receiver<bool>) -> JoinHandle<()>,
+    once: fn(&Settings, &Arc<Store>) -> OnceFuture,
+}
+
+fn section<C: Collector>() -> Box<dyn AnySection> {
+    Box::new(Channel::<C::State>::new(C::NAME))
+}
+
+fn start<C: Collector>(
+    settings: &Settings,
+    store: &Arc<Store>,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let c = C::new(settings, store, Mode::Daemon);
+    super::spawn(c, Arc::clone(store), shutdown)
+}
+
+fn once<C: Collector>(settings: &Settings, store: &Arc<Store>) -> OnceFuture {
+    let mut c = C::new(settings, store, Mode::Once);
+    let store = Arc::clone(store);
+    Box::pin(async move { super::run_once(&mut c, &store).await })
+}
+
+impl Entry {
+    pub const fn of<C: Collector>() -> Entry {
+        Entry {
+            name: C::NAME,
+            reads: C::READS,
+            section: section::<C>,
+            enabled: C::enabled,
+            interval: C::interval,
+            key: C::config_key,
+            start: start::<C>,
+            once: once::<C>,
+        }
+    }
+
+    pub fn enabled(&self, settings: &Settings) -> bool {
+        (self.enabled)(settings)
+    }
+}
+
+/// Every collector, in dependency order: each reads only sections of
+/// collectors listed before it.
+pub static COLLECTORS: [Entry; 4] = [
+    Entry::of::<HostCollector>(),
+    Entry::of::<SystemdCollector>(),
+    Entry::of::<RunnerCollector>(),
+    Entry::of::<GithubCollector>(),
+];
+
+/// A store with one section per collector, enabled as `settings` say.
+pub fn store(settings: Arc<Settings>) -> Arc<Store> {
+    let sections = COLLECTORS.iter().map(|e| (e.section)()).collect();
+    let store = Store::new(Arc::clone(&settings), sections);
+    configure(&store, &settings);
+    store
+}
+
+/// Enables, disables and times each section as `settings` say, and hands
+/// the settings to the readers.
+pub fn configure(store: &Store, settings: &Arc<Settings>) {
+    for e in &COLLECTORS {
+        if let Some(s) = store.section(e.name) {
+            s.configure((e.enabled)(settings), (e.interval)(settings));
+        }
+    }
+    store.set_settings(Arc::clone(settings));
+}
+
+/// A snapshot with every collector's section, enabled as `settings` say,
+/// none with data: tests and benchmarks build snapshots on it.
+pub fn empty_snapshot(settings: Arc<Settings>) -> Snapshot {
+    let sections: Vec<(&'static str, Meta)> = COLLECTORS
+        .iter()
+        .map(|e| {
+            (
+                e.name,
+                Meta::new(e.enabled(&settings), (e.interval)(&settings)),
+            )
+        })
+        .collect();
+    Snapshot::empty(settings, &sections)
+}
+
+/// Runs every enabled collector once, in registry order (dependency
+/// order), for the in-process `check`.
+pub async fn collect_once(settings: Arc<Settings>) -> Arc<Store> {
+    let store = store(Arc::clone(&settings));
+    for e in COLLECTORS.iter().filter(|e| e.enabled(&settings)) {
+        (e.once)(&settings, &store).await;
+    }
+    store
+}
+
+struct Running {
+    /// The collector's part of the settings, serialised: a change
+    /// restarts it.
+    key: String,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.abort();
+    }
+}
+
+/// The running collectors: started from the settings, and on reload,
+/// restarted only where their part of the settings changed (a restart
+/// resets what that collector keeps in memory, such as log offsets and
+/// counters).
+pub struct CollectorSet {
+    store: Arc<Store>,
+    running: BTreeMap<&'static str, Running>,
+}
+
+impl CollectorSet {
+    pub fn new(store: Arc<Store>) -> CollectorSet {
+        CollectorSet {
+            store,
+            running: BTreeMap::new(),
+        }
+    }
+
+    /// Brings the running collectors in line with `settings`. Returns the
+    /// names of the collectors started, restarted or stopped.
+    pub fn apply(&mut self, settings: &Arc<Settings>) -> Vec<&'static str> {
+        configure(&self.store, settings);
+        let mut changed = Vec::new();
+        for e in &COLLECTORS {
+            let want = e.enabled(settings).then(|| (e.key)(settings));
+            let current = self.running.get(e.name).map(|r| r.key.as_str());
+            if current == want.as_deref() {
+                continue;
+            }
+            if let Some(old) = self.running.remove(e.name) {
+                old.stop();
+            }
+            changed.push(e.name);
+            let Some(key) = want else { continue };
+            let (stop, rx) = watch::channel(false);
+            let task = (e.start)(settings, &self.store, rx);
+            self.running.insert(e.name, Running { key, stop, task });
+        }
+        changed
+    }
+
+    /// Stops every collector.
+    pub fn stop_all(&mut self) {
+        for (_, r) in std::mem::take(&mut self.running) {
+            r.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collectors_read_only_sections_listed_before_them() {
+        for (i, e) in COLLECTORS.iter().enumerate() {
+            for read in e.reads {
+                assert!(
+                    COLLECTORS[..i].iter().any(|x| x.name == *read),
+                    "{} reads {read}, which is not listed before it",
+                    e.name
+                );
+            }
+        }
+        let mut names: Vec<&str> = COLLECTORS.iter().map(|e| e.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), COLLECTORS.len(), "names are unique");
+    }
+
+    /// ARCHITECTURE.md's diagram shows each edge between sections as it
+    /// is: a line `<reader> reads <section>: <what>` per declared read.
+    #[test]
+    fn architecture_diagram_shows_the_edges_as_they_are() {
+        let doc = include_str!("../../ARCHITECTURE.md");
+        let names: Vec<&str> = COLLECTORS.iter().map(|e| e.name).collect();
+        let mut drawn: Vec<(String, String)> = doc
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                let (reader, verb, section) = (words.next()?, words.next()?, words.next()?);
+                let section = section.strip_suffix(':')?;
+                (verb == "reads" && names.contains(&reader) && names.contains(&section))
+                    .then(|| (reader.to_string(), section.to_string()))
+            })
+            .collect();
+        drawn.sort();
+        let mut declared: Vec<(String, String)> = COLLECTORS
+            .iter()
+            .flat_map(|e| e.reads.iter().map(|r| (e.name.to_string(), r.to_string())))
+            .collect();
+        declared.sort();
+        assert_eq!(drawn, declared, "ARCHITECTURE.md's `X reads Y` lines");
+    }
+}
