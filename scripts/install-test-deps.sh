@@ -13,12 +13,25 @@ declare -A want=(
   [curl]=curl
   [bindfs]=bindfs
   [setpriv]=util-linux
+  # tests/systemd_manager.rs: a real systemd --user in its own mount
+  # namespace, driven with systemctl through nsenter.
+  [systemctl]=systemd
+  [unshare]=util-linux
+  [nsenter]=util-linux
   [faketime]=faketime
   [python3]=python3
+)
+# Debian packages that provide no command, each checked by a file of its.
+declare -A want_files=(
+  # The socket-activated user bus of systemd --user (tests/systemd_manager.rs).
+  [/usr/lib/systemd/user/dbus.socket]=dbus-user-session
 )
 missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
+done
+for file in "${!want_files[@]}"; do
+  [ -e "$file" ] || missing+=("${want_files[$file]}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
@@ -37,6 +50,7 @@ fi
 
 promtool --version | head -1
 dbus-daemon --version | head -1
+systemctl --version | head -1
 # tests/faults.rs preloads libfaketime (package faketime depends on libfaketime).
 find /usr/lib -path '*faketime/libfaketime.so.1' -print -quit
 python3 -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else "")'

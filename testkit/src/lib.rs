@@ -8,11 +8,13 @@ pub mod fake_systemd;
 pub mod http;
 pub mod pki;
 pub mod process;
+pub mod systemd_manager;
 
 pub use fake_github::{Failure, FakeGithub};
 pub use fake_systemd::{FakeSystemd, Unit};
 pub use http::{get, get_with, Response};
 pub use process::Exporter;
+pub use systemd_manager::{BusEvent, BusWatch, RunnerOptions, RunnerUnit, SystemdManager};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
