@@ -111,21 +111,29 @@ async fn watchdog_loop(
 ) {
     let mut tick = tokio::time::interval(interval / 2);
     let mut healthy = true;
+    let routes = http::router(Arc::clone(&app));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
         let accept_loop_alive = app.since_heartbeat() < interval / 2;
-        let probe = hyper::Request::get(app.telemetry_path.as_str()).body(());
-        let serves = probe.is_ok_and(|req| {
-            let resp = http::handle(&app, &req);
-            resp.status() == hyper::StatusCode::OK
-                && hyper::body::Body::size_hint(resp.body())
-                    .exact()
-                    .unwrap_or(0)
-                    > 0
-        });
+        let serves = match http::probe(app.telemetry_path.as_str()) {
+            Some(req) => {
+                use tower::ServiceExt;
+                match routes.clone().oneshot(req).await {
+                    Ok(resp) => {
+                        resp.status() == hyper::StatusCode::OK
+                            && hyper::body::Body::size_hint(resp.body())
+                                .exact()
+                                .unwrap_or(0)
+                                > 0
+                    }
+                    Err(never) => match never {},
+                }
+            }
+            None => false,
+        };
         if accept_loop_alive && serves {
             notifier.watchdog();
             if !healthy {
@@ -213,8 +221,11 @@ pub fn serve(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !cli.telemetry_path.starts_with('/') || cli.telemetry_path == "/" {
-        eprintln!("error: --web.telemetry-path must start with / and not be / itself");
+    if !http::valid_telemetry_path(&cli.telemetry_path) {
+        eprintln!(
+            "error: --web.telemetry-path {:?}: must start with /, not be / or /health, and hold only letters, digits and -._~/",
+            cli.telemetry_path
+        );
         return ExitCode::FAILURE;
     }
     // Two workers, or one when the process may run on one CPU only (its

@@ -1,20 +1,28 @@
 //! HTTP: listeners, routes and content negotiation.
 //!
-//! Handlers only read: `/metrics` serves the body the renderer encoded when
-//! the snapshot last changed (gzip is computed once per version, on first
-//! request). Nothing here waits on collectors, files or the network.
+//! Routes are an axum `Router` served as a tower service by the accept
+//! loop here (hyper-util: connection cap, header timeouts, TLS, graceful
+//! shutdown). Handlers only read: `/metrics` serves the body the renderer
+//! encoded when the store last changed (gzip is computed once per version,
+//! on first request). Nothing here waits on collectors, files or the
+//! network, and a bcrypt hash runs on the blocking pool, never on the
+//! async workers.
 
 use crate::metrics::rendered::Latest;
 use crate::snapshot::Store;
 use crate::webconfig::WebConfig;
 use anyhow::Context;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::convert::Infallible;
+use hyper_util::service::TowerToHyperService;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -173,8 +181,8 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     })
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response {
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -199,39 +207,74 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Applies the web config (basic auth, extra headers), then routes.
-pub fn respond<B>(app: &App, web: &WebConfig, req: &Request<B>) -> Response<Full<Bytes>> {
-    let mut resp = match &web.auth {
-        Some(auth)
-            if !auth.check(
+/// Whether a `--web.telemetry-path` can be served: absolute, not `/` or
+/// `/health`, and made of the characters a path segment needs (letters,
+/// digits, `-._~`), so that it is one literal route.
+pub fn valid_telemetry_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path != "/"
+        && path != "/health"
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
+}
+
+/// Marks the watchdog's own request (an extension no client can set): it
+/// passes basic auth.
+#[derive(Clone, Copy)]
+struct WatchdogProbe;
+
+/// The request the watchdog sends through the routes to see that the
+/// serving path works.
+pub fn probe(path: &str) -> Option<Request> {
+    let mut req = Request::get(path).body(Body::empty()).ok()?;
+    req.extensions_mut().insert(WatchdogProbe);
+    Some(req)
+}
+
+/// The routes: the metrics path, `/health`, the landing page and 404 for
+/// the rest, behind [`web_layer`].
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(&app.telemetry_path, get(metrics))
+        .route("/health", get(health))
+        .route("/", get(landing))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), web_layer))
+        .with_state(app)
+}
+
+/// What the web config asks of every request, and the methods served:
+/// basic auth first (bcrypt on the blocking pool), then GET and HEAD only,
+/// then the configured extra headers on every answer.
+async fn web_layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let web = app.web();
+    let probe = req.extensions().get::<WatchdogProbe>().is_some();
+    let authorized = match &web.auth {
+        None => true,
+        Some(_) if probe => true,
+        Some(auth) => {
+            auth.verify(
                 req.headers()
                     .get(header::AUTHORIZATION)
                     .map(|v| v.as_bytes()),
-            ) =>
-        {
-            let mut r = response(
-                StatusCode::UNAUTHORIZED,
-                "text/plain; charset=utf-8",
-                Bytes::from_static(b"401 Unauthorized\n"),
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"runner-health-exporter\""),
-            );
-            r
+            )
+            .await
         }
-        _ => handle(app, req),
     };
-    for (k, v) in &web.headers {
-        resp.headers_mut().insert(k.clone(), v.clone());
-    }
-    resp
-}
-
-/// Routes one request. Reads only cached state.
-pub fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
-    let head = req.method() == Method::HEAD;
-    if req.method() != Method::GET && !head {
+    let mut resp = if !authorized {
+        let mut r = response(
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"401 Unauthorized\n"),
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"runner-health-exporter\""),
+        );
+        r
+    } else if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = response(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain; charset=utf-8",
@@ -239,36 +282,30 @@ pub fn handle<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
         );
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
-    }
-    let path = req.uri().path();
-    let mut resp = if path == app.telemetry_path {
-        metrics(app, req)
-    } else if path == "/health" {
-        health(app, req)
-    } else if path == "/" {
-        response(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            landing_page(app),
-        )
+        r
     } else {
-        response(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            Bytes::from_static(b"404 page not found\n"),
-        )
+        next.run(req).await
     };
-    if head {
-        // Keep the headers, Content-Length included; drop the body.
-        let size = hyper::body::Body::size_hint(resp.body())
-            .exact()
-            .unwrap_or(0);
-        *resp.body_mut() = Full::new(Bytes::new());
-        resp.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    for (k, v) in &web.headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
     }
     resp
+}
+
+async fn landing(State(app): State<Arc<App>>) -> Response {
+    response(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        landing_page(&app),
+    )
+}
+
+async fn not_found() -> Response {
+    response(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(b"404 page not found\n"),
+    )
 }
 
 /// True when the client asks for JSON rather than text.
@@ -280,7 +317,7 @@ pub fn wants_json(accept: Option<&str>) -> bool {
 
 /// `/health`: 200 when every critical check passes for the selected
 /// runners, 503 otherwise; JSON or a plain-text table.
-fn health<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+async fn health(State(app): State<Arc<App>>, req: Request) -> Response {
     let selector = match crate::health::Selector::from_query(req.uri().query()) {
         Ok(s) => s,
         Err(e) => {
@@ -322,7 +359,7 @@ fn health<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     r
 }
 
-fn metrics<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+async fn metrics(State(app): State<Arc<App>>, req: Request) -> Response {
     let h = req.headers();
     let format = negotiate(h.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = accepts_gzip(h.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
@@ -459,6 +496,7 @@ pub async fn serve(
         });
     }
     drop(conn_tx);
+    let routes = router(Arc::clone(&app));
     let mut ticker = heartbeat_every.map(tokio::time::interval);
     app.beat();
     loop {
@@ -480,14 +518,7 @@ pub async fn serve(
         };
         app.beat();
         let web = app.web();
-        let svc = {
-            let app = Arc::clone(&app);
-            let web = Arc::clone(&web);
-            hyper::service::service_fn(move |req: Request<Incoming>| {
-                let r = respond(&app, &web, &req);
-                async move { Ok::<_, Infallible>(r) }
-            })
-        };
+        let svc = TowerToHyperService::new(routes.clone());
         let watcher = graceful.watcher();
         let builder = builder.clone();
         tokio::spawn(async move {

@@ -20,7 +20,7 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -444,17 +444,27 @@ pub fn parse(text: &str, dir: &Path) -> anyhow::Result<WebConfig> {
     Ok(WebConfig { tls, headers, auth })
 }
 
-/// Basic auth against bcrypt hashes. Results are cached by a digest of
-/// (user, hash, password), so a scraper sending the same credentials costs
-/// one bcrypt per config; unknown users are checked against a dummy hash so
+/// Basic auth against bcrypt hashes.
+///
+/// A bcrypt hash takes a quarter of a second at cost 12, so it never runs
+/// on the async workers: [`BasicAuth::verify`] runs it on the blocking
+/// pool, one at a time, and the request waits for it without holding a
+/// worker. Results are cached by a digest of (user, hash, password), so a
+/// scraper sending the same credentials costs one bcrypt per config.
+/// Accepted and refused credentials are cached apart: a flood of distinct
+/// wrong passwords fills and clears only the refusals, and never evicts
+/// the scraper's entry, whose requests therefore never wait behind the
+/// flood's hashes. Unknown users are checked against a dummy hash so
 /// timing does not reveal which users exist.
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
-    cache: Mutex<HashMap<[u8; 32], bool>>,
-    bcrypt: Mutex<()>,
+    accepted: Mutex<HashSet<[u8; 32]>>,
+    refused: Mutex<HashSet<[u8; 32]>>,
+    /// One hash at a time: a flood cannot take the blocking pool.
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
-/// Bounded cache: cleared when it reaches this many entries.
+/// Bounded caches: each is cleared when it reaches this many entries.
 const AUTH_CACHE_MAX: usize = 1024;
 
 fn dummy_hash() -> &'static str {
@@ -462,24 +472,37 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| bcrypt::hash("not a real password", 10).unwrap_or_default())
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn remember(cache: &Mutex<HashSet<[u8; 32]>>, key: [u8; 32]) {
+    let mut c = lock(cache);
+    if c.len() >= AUTH_CACHE_MAX {
+        c.clear();
+    }
+    c.insert(key);
+}
+
 impl BasicAuth {
     fn new(users: BTreeMap<String, String>) -> BasicAuth {
         BasicAuth {
             users,
-            cache: Mutex::new(HashMap::new()),
-            bcrypt: Mutex::new(()),
+            accepted: Mutex::new(HashSet::new()),
+            refused: Mutex::new(HashSet::new()),
+            hashing: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
     /// Checks an `Authorization` header value.
-    pub fn check(&self, authorization: Option<&[u8]>) -> bool {
+    pub async fn verify(&self, authorization: Option<&[u8]>) -> bool {
         let Some((user, pass)) = authorization.and_then(parse_basic) else {
             return false;
         };
         let known = self.users.get(&user);
-        let hash: &str = match known {
-            Some(h) => h.as_str(),
-            None => dummy_hash(),
+        let hash: String = match known {
+            Some(h) => h.clone(),
+            None => dummy_hash().to_string(),
         };
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         for part in [
@@ -493,23 +516,22 @@ impl BasicAuth {
         }
         let mut key = [0u8; 32];
         key.copy_from_slice(ctx.finish().as_ref());
-        if let Some(ok) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return *ok && known.is_some();
+        if lock(&self.accepted).contains(&key) {
+            return known.is_some();
         }
-        let ok = {
-            let _one_at_a_time = self.bcrypt.lock().unwrap_or_else(|e| e.into_inner());
-            bcrypt::verify(&pass, hash).unwrap_or(false)
-        } && known.is_some();
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= AUTH_CACHE_MAX {
-            cache.clear();
+        if lock(&self.refused).contains(&key) {
+            return false;
         }
-        cache.insert(key, ok);
+        // Waiting here holds no worker; the hash runs on the blocking pool.
+        let Ok(_permit) = Arc::clone(&self.hashing).acquire_owned().await else {
+            return false;
+        };
+        let matches =
+            tokio::task::spawn_blocking(move || bcrypt::verify(&pass, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
+        let ok = matches && known.is_some();
+        remember(if ok { &self.accepted } else { &self.refused }, key);
         ok
     }
 }
@@ -575,8 +597,8 @@ mod tests {
         assert!(parse("", dir).unwrap().tls.is_none());
     }
 
-    #[test]
-    fn basic_auth_checks_and_caches() {
+    #[tokio::test]
+    async fn basic_auth_checks_and_caches() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let cfg = parse(
             &format!("basic_auth_users:\n  alice: {hash}\n"),
@@ -590,14 +612,26 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
             )
         };
-        assert!(auth.check(Some(header("alice", "s3cret").as_bytes())));
         assert!(
-            auth.check(Some(header("alice", "s3cret").as_bytes())),
+            auth.verify(Some(header("alice", "s3cret").as_bytes()))
+                .await
+        );
+        assert!(
+            auth.verify(Some(header("alice", "s3cret").as_bytes()))
+                .await,
             "cached"
         );
-        assert!(!auth.check(Some(header("alice", "wrong").as_bytes())));
-        assert!(!auth.check(Some(header("bob", "s3cret").as_bytes())));
-        assert!(!auth.check(None));
-        assert_eq!(auth.cache.lock().unwrap().len(), 3);
+        assert!(!auth.verify(Some(header("alice", "wrong").as_bytes())).await);
+        assert!(!auth.verify(Some(header("bob", "s3cret").as_bytes())).await);
+        assert!(!auth.verify(None).await);
+        assert_eq!(auth.accepted.lock().unwrap().len(), 1);
+        assert_eq!(auth.refused.lock().unwrap().len(), 2);
+        // A flood of distinct wrong passwords never evicts the good entry.
+        for i in 0..AUTH_CACHE_MAX as u64 + 5 {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&i.to_le_bytes());
+            remember(&auth.refused, key);
+        }
+        assert_eq!(auth.accepted.lock().unwrap().len(), 1);
     }
 }

@@ -180,6 +180,63 @@ fn basic_auth_and_headers() {
     assert!(t.elapsed() < Duration::from_secs(30));
 }
 
+/// bcrypt at cost 12 takes a quarter of a second or more. A flood of
+/// requests with distinct wrong passwords must not make an authorised
+/// scraper, whose credentials are cached, wait behind those hashes.
+#[test]
+fn a_flood_of_wrong_passwords_does_not_stall_an_authorised_scrape() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("scrape-pass", 12).unwrap();
+    let e = start_with(
+        dir.path(),
+        &format!("basic_auth_users:\n  prometheus: {hash}\n"),
+    );
+    let basic = |user: &str, pass: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        )
+    };
+    let good = basic("prometheus", "scrape-pass");
+    // The first scrape pays for its hash; later ones hit the cache.
+    let first = e.get_with("GET", "/metrics", &[("Authorization", &good)]);
+    assert_eq!(first.status, 200);
+    let addr = e.addr;
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let header = basic("prometheus", &format!("wrong-{i}"));
+            std::thread::spawn(move || {
+                testkit::http::get_with(addr, "GET", "/metrics", &[("Authorization", &header)])
+                    .map(|r| r.status)
+            })
+        })
+        .collect();
+    // Let the flood reach the server and queue its hashes.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let t = Instant::now();
+        let r = e.get_with("GET", "/metrics", &[("Authorization", &good)]);
+        slowest = slowest.max(t.elapsed());
+        assert_eq!(r.status, 200);
+        assert!(r.body().contains("github_runner_exporter_build_info"));
+    }
+    eprintln!("slowest authorised scrape during the flood: {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "an authorised scrape took {slowest:?} while wrong passwords were hashed"
+    );
+    // Every wrong password is refused (they queue; 10 s per request is
+    // the test client's read timeout, so only those answered count).
+    let refused = flood
+        .into_iter()
+        .filter_map(|h| h.join().ok()?.ok())
+        .filter(|status| *status == 401)
+        .count();
+    assert!(refused > 0, "no wrong password was answered with 401");
+}
+
 #[test]
 fn invalid_web_configs_fail_at_start_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
