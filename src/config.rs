@@ -439,6 +439,28 @@ impl Config {
         if h.stale_intervals == 0 {
             return Err(("health.stale_intervals".into(), "must be at least 1".into()));
         }
+        for p in &self.systemd.unit_patterns {
+            if let Err(e) = glob::Pattern::new(p) {
+                return Err((
+                    "systemd.unit_patterns".into(),
+                    format!("{p:?} is not a valid pattern: {e}"),
+                ));
+            }
+        }
+        for p in &self.runner_files.root_patterns {
+            if !p.starts_with('/') {
+                return Err((
+                    "runner_files.root_patterns".into(),
+                    format!("{p:?} must be an absolute path"),
+                ));
+            }
+            if let Err(e) = glob::Pattern::new(p) {
+                return Err((
+                    "runner_files.root_patterns".into(),
+                    format!("{p:?} is not a valid pattern: {e}"),
+                ));
+            }
+        }
         if self.runner_files.max_line_bytes < 1024 {
             return Err((
                 "runner_files.max_line_bytes".into(),
@@ -568,6 +590,27 @@ mod tests {
         let e = parse(text, "c").unwrap_err();
         assert_eq!(e.key, "health.disk_free_fail_ratio");
         assert_eq!(e.line, 3);
+    }
+
+    #[test]
+    fn bad_patterns_name_the_key_and_line() {
+        let e = parse(
+            "[systemd]\nunit_patterns = [\"actions.runner.[.service\"]\n",
+            "c",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("systemd.unit_patterns", 2),
+            "{e}"
+        );
+        let e = parse(
+            "[runner_files]\nroot_patterns = [\"actions-runner*\"]\n",
+            "c",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "runner_files.root_patterns", "{e}");
+        assert!(e.message.contains("absolute"), "{e}");
     }
 
     #[test]

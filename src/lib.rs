@@ -10,7 +10,6 @@ pub mod duration;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod generate;
-pub mod glob;
 pub mod health;
 pub mod http;
 pub mod identity;

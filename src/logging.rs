@@ -1,5 +1,6 @@
-//! Logging: logfmt or JSON lines on stderr, or native journald fields when
-//! systemd connected stderr to the journal (`JOURNAL_STREAM`).
+//! Logging: logfmt or JSON lines on stderr, or native journald fields
+//! (through `tracing-journald`) when systemd connected stderr to the
+//! journal (`JOURNAL_STREAM`).
 //!
 //! Only this crate's events go below `info`: dependencies are capped there,
 //! so a `trace` level never dumps library internals (HTTP headers among
@@ -39,28 +40,22 @@ pub enum LogFormat {
     Json,
 }
 
-enum Sink {
-    Stderr(LogFormat),
-    Journal(systemd_journal_logger::JournalLog),
-}
-
+/// Writes each event as one logfmt or JSON line on stderr.
 struct LineLayer {
-    max: Level,
-    sink: Sink,
+    format: LogFormat,
 }
 
 const OWN_TARGET: &str = env!("CARGO_CRATE_NAME");
 
-impl LineLayer {
-    fn allows(&self, meta: &tracing::Metadata<'_>) -> bool {
-        let limit = if meta.target().starts_with(OWN_TARGET) {
-            self.max
-        } else {
-            self.max.min(Level::INFO)
-        };
-        // tracing orders levels so that more verbose is greater.
-        *meta.level() <= limit
-    }
+/// This crate's events up to `max`; dependencies' up to `info` at most.
+fn allows(max: Level, meta: &tracing::Metadata<'_>) -> bool {
+    let limit = if meta.target().starts_with(OWN_TARGET) {
+        max
+    } else {
+        max.min(Level::INFO)
+    };
+    // tracing orders levels so that more verbose is greater.
+    *meta.level() <= limit
 }
 
 #[derive(Default)]
@@ -152,70 +147,59 @@ fn format_json(ts: f64, level: &Level, target: &str, f: &Fields) -> String {
 }
 
 impl<S: Subscriber> Layer<S> for LineLayer {
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        self.allows(meta)
-    }
-
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
         let meta = event.metadata();
-        if !self.allows(meta) {
-            return;
-        }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        match &self.sink {
-            Sink::Stderr(format) => {
-                let ts = crate::timefmt::now_unix();
-                let mut line = match format {
-                    LogFormat::Logfmt => format_logfmt(ts, meta.level(), meta.target(), &fields),
-                    LogFormat::Json => format_json(ts, meta.level(), meta.target(), &fields),
-                };
-                line.push('\n');
-                let _ = std::io::stderr().lock().write_all(line.as_bytes());
-            }
-            Sink::Journal(journal) => {
-                let level = match *meta.level() {
-                    Level::ERROR => log::Level::Error,
-                    Level::WARN => log::Level::Warn,
-                    Level::INFO => log::Level::Info,
-                    Level::DEBUG => log::Level::Debug,
-                    Level::TRACE => log::Level::Trace,
-                };
-                let kvs: Vec<(&str, &str)> =
-                    fields.pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let kvs = kvs.as_slice();
-                let message = format_args!("{}", fields.message);
-                let record = log::Record::builder()
-                    .args(message)
-                    .level(level)
-                    .target(meta.target())
-                    .module_path(meta.module_path())
-                    .file(meta.file())
-                    .line(meta.line())
-                    .key_values(&kvs)
-                    .build();
-                let _ = journal.journal_send(&record);
-            }
-        }
+        let ts = crate::timefmt::now_unix();
+        let mut line = match self.format {
+            LogFormat::Logfmt => format_logfmt(ts, meta.level(), meta.target(), &fields),
+            LogFormat::Json => format_json(ts, meta.level(), meta.target(), &fields),
+        };
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
+}
+
+/// True when systemd connected stderr to the journal: `JOURNAL_STREAM`
+/// holds the device and inode of stderr (systemd.exec(5)). tracing-journald
+/// leaves this check to the program.
+fn connected_to_journal() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    // SAFETY: a zeroed stat is a valid buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd 2 is only read; st is a valid, writable stat buffer.
+    if unsafe { libc::fstat(2, &mut st) } != 0 {
+        return false;
+    }
+    dev.parse::<u64>().ok() == Some(st.st_dev) && ino.parse::<u64>().ok() == Some(st.st_ino)
 }
 
 /// Installs the global logger. Under systemd with a journal, journald
 /// fields replace the chosen line format.
 pub fn init(level: LogLevel, format: LogFormat) {
-    let sink = if systemd_journal_logger::connected_to_journal() {
-        match systemd_journal_logger::JournalLog::new() {
-            Ok(j) => Sink::Journal(j.with_syslog_identifier("runner-health-exporter".into())),
-            Err(_) => Sink::Stderr(format),
-        }
-    } else {
-        Sink::Stderr(format)
+    let max = level.level();
+    let filter = tracing_subscriber::filter::filter_fn(move |meta| allows(max, meta));
+    let journal = connected_to_journal()
+        .then(tracing_journald::layer)
+        .and_then(Result::ok)
+        .map(|j| {
+            j.with_field_prefix(None)
+                .with_syslog_identifier("runner-health-exporter".into())
+        });
+    let _ = match journal {
+        Some(j) => tracing_subscriber::registry()
+            .with(j.with_filter(filter))
+            .try_init(),
+        None => tracing_subscriber::registry()
+            .with(LineLayer { format }.with_filter(filter))
+            .try_init(),
     };
-    let layer = LineLayer {
-        max: level.level(),
-        sink,
-    };
-    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 #[cfg(test)]

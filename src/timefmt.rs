@@ -88,31 +88,12 @@ pub fn parse_log_timestamp(s: &str) -> Option<f64> {
     Some((days * 86_400 + i64::from(h * 3600 + mi * 60 + se)) as f64)
 }
 
-/// Parses an HTTP date as servers send it (IMF-fixdate:
-/// `Sun, 06 Nov 1994 08:49:37 GMT`) into seconds since the epoch. The
-/// obsolete RFC 850 and asctime forms are not accepted.
+/// Parses an HTTP date (the `Date` header) into seconds since the epoch,
+/// with the `httpdate` crate: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37
+/// GMT`) and the two obsolete forms RFC 9110 asks recipients to accept.
 pub fn parse_http_date(s: &str) -> Option<u64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (_weekday, rest) = s.trim().split_once(", ")?;
-    let parts: Vec<&str> = rest.split(' ').collect();
-    let [day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let d = digits(day, 2)?;
-    let y = digits(year, 4)?;
-    let m = MONTHS.iter().position(|x| x == month)? as u32 + 1;
-    let hms: Vec<&str> = time.split(':').collect();
-    let [h, mi, se] = hms.as_slice() else {
-        return None;
-    };
-    let (h, mi, se) = (digits(h, 2)?, digits(mi, 2)?, digits(se, 2)?);
-    if !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let secs = days_from_civil(i64::from(y), m, d) * 86_400 + i64::from(h * 3600 + mi * 60 + se);
-    u64::try_from(secs).ok()
+    let t = httpdate::parse_http_date(s.trim()).ok()?;
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -144,10 +125,17 @@ mod tests {
             parse_http_date("Mon, 05 Jan 2026 09:00:00 GMT"),
             Some(1_767_603_600)
         );
+        // The obsolete forms RFC 9110 asks recipients to accept.
+        assert_eq!(
+            parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            parse_http_date("Sun Nov  6 08:49:37 1994"),
+            Some(784_111_777)
+        );
         for s in [
             "",
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 1994",
             "Sun, 06 Nov 1994 08:49:37 UTC",
             "Sun, 6 Nov 1994 08:49:37 GMT",
             "Sun, 06 Foo 1994 08:49:37 GMT",

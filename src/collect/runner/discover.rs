@@ -20,9 +20,21 @@ fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Directories matching an absolute glob pattern. Hidden names match only
-/// a pattern component that starts with a dot. Unreadable directories are
-/// skipped.
+/// How one path component is matched: a hidden name only by a pattern
+/// component that starts with a dot.
+const MATCH: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: true,
+};
+
+/// Directories matching an absolute glob pattern (`glob` crate syntax:
+/// `*`, `?`, `[...]`, `[!...]`), expanded one component at a time with a
+/// bound on the entries read per directory and on the matches, so a
+/// directory with a million entries cannot stall discovery. Hidden names
+/// match only a pattern component that starts with a dot. Unreadable
+/// directories are skipped; so is a pattern that is not a valid glob (the
+/// config rejects those).
 pub fn glob_dirs(pattern: &str) -> Vec<PathBuf> {
     let path = Path::new(pattern);
     if !path.is_absolute() {
@@ -34,22 +46,27 @@ pub fn glob_dirs(pattern: &str) -> Vec<PathBuf> {
             continue;
         };
         let part = part.to_string_lossy();
+        let matcher = if has_wildcard(&part) {
+            match glob::Pattern::new(&part) {
+                Ok(p) => Some(p),
+                Err(_) => return Vec::new(),
+            }
+        } else {
+            None
+        };
         let mut next = Vec::new();
         for dir in &current {
-            if !has_wildcard(&part) {
+            let Some(matcher) = &matcher else {
                 next.push(dir.join(part.as_ref()));
                 continue;
-            }
+            };
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
             for entry in entries.take(MAX_ENTRIES_PER_DIR).flatten() {
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if name.starts_with('.') && !part.starts_with('.') {
-                    continue;
-                }
-                if crate::glob::matches(&part, name) {
+                if matcher.matches_with(name, MATCH) {
                     next.push(dir.join(name));
                 }
             }
@@ -89,6 +106,10 @@ pub fn glob_roots(patterns: &[String]) -> Vec<PathBuf> {
 mod tests {
     use super::*;
 
+    fn matches(p: &str, n: &str) -> bool {
+        glob::Pattern::new(p).is_ok_and(|p| p.matches_with(n, MATCH))
+    }
+
     #[test]
     fn wildcards() {
         for (p, n) in [
@@ -101,9 +122,9 @@ mod tests {
             ("r[!0-9]", "rx"),
             ("*-runner-*", "gh-runner-1"),
             ("a*b*c", "aXbYbZc"),
-            ("[", "["),
+            (".hidden*", ".hidden-runner"),
         ] {
-            assert!(crate::glob::matches(p, n), "{p} should match {n}");
+            assert!(matches(p, n), "{p} should match {n}");
         }
         for (p, n) in [
             ("actions-runner*", "my-actions-runner"),
@@ -111,8 +132,10 @@ mod tests {
             ("r[0-9]", "rx"),
             ("r[!0-9]", "r1"),
             ("a*b", "abc"),
+            ("*", ".hidden"),
+            ("[", "["),
         ] {
-            assert!(!crate::glob::matches(p, n), "{p} should not match {n}");
+            assert!(!matches(p, n), "{p} should not match {n}");
         }
     }
 

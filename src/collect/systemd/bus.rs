@@ -103,7 +103,7 @@ pub struct Interest {
     pub paths: HashSet<String>,
     /// Their names.
     pub names: HashSet<String>,
-    pub patterns: Vec<String>,
+    pub patterns: Vec<glob::Pattern>,
     /// Units named in `[[runner]] unit`. Their appearing and vanishing is
     /// not followed: reading them with `LoadUnit` makes systemd load them
     /// and unload them again, which would otherwise wake the collector in
@@ -115,7 +115,7 @@ impl Interest {
     fn unit_new(&self, name: &str) -> bool {
         !self.configured.contains(name)
             && !self.names.contains(name)
-            && crate::glob::any(&self.patterns, name)
+            && super::matches_any(&self.patterns, name)
     }
 
     fn unit_removed(&self, name: &str) -> bool {
@@ -315,7 +315,7 @@ mod tests {
     #[test]
     fn only_runner_units_appearing_or_vanishing_are_relevant() {
         let mut i = Interest {
-            patterns: vec!["actions.runner.*.service".into()],
+            patterns: super::super::unit_globs(&["actions.runner.*.service".to_string()]),
             ..Default::default()
         };
         i.names.insert("actions.runner.a.b.service".into());

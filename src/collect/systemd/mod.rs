@@ -137,7 +137,7 @@ impl SystemdCollector {
     async fn resync(&mut self, configured: &[String]) -> anyhow::Result<SystemdState> {
         {
             let mut i = self.interest();
-            i.patterns = self.config.unit_patterns.clone();
+            i.patterns = unit_globs(&self.config.unit_patterns);
             i.configured = configured.iter().cloned().collect();
         }
         if self.bus.as_ref().is_some_and(Bus::is_stale) {
@@ -277,7 +277,7 @@ async fn list_units(
         .context("calling org.freedesktop.systemd1.Manager.ListUnits")?;
     Ok(all
         .into_iter()
-        .filter(|u| crate::glob::any(patterns, &u.0))
+        .filter(|u| matches_any(&unit_globs(patterns), &u.0))
         .map(listed)
         .collect())
 }
@@ -540,6 +540,22 @@ impl Collector for SystemdCollector {
     }
 }
 
+/// `[systemd] unit_patterns` as globs, as `fnmatch(3)` reads them for
+/// systemd (the `glob` crate's syntax: `*`, `?`, `[...]`, `[!...]`). The
+/// config rejects a pattern that is not a valid glob; one that slipped
+/// through matches nothing.
+pub(crate) fn unit_globs(patterns: &[String]) -> Vec<glob::Pattern> {
+    patterns
+        .iter()
+        .filter_map(|p| glob::Pattern::new(p).ok())
+        .collect()
+}
+
+/// True when a unit name matches one of `patterns`.
+pub(crate) fn matches_any(patterns: &[glob::Pattern], name: &str) -> bool {
+    patterns.iter().any(|p| p.matches(name))
+}
+
 /// The units named in `[[runner]] unit`.
 fn configured_units(settings: &Settings) -> Vec<String> {
     settings
@@ -572,6 +588,36 @@ mod tests {
         assert_eq!(h.observe(at(1000), 0, window), 0);
         assert_eq!(h.observe(at(1030), 2, window), 2);
         assert!(h.samples.len() <= 4, "{:?}", h.samples);
+    }
+
+    #[test]
+    fn unit_patterns_match_as_systemd_matches_them() {
+        let p = unit_globs(&["actions.runner.*.service".to_string()]);
+        for name in [
+            "actions.runner.acme-app.linux-1.service",
+            "actions.runner._services.ghes-1.service",
+            "actions.runner.x.service",
+        ] {
+            assert!(matches_any(&p, name), "{name}");
+        }
+        for name in [
+            "actions.runner.service",
+            "actions.runner.acme.x.socket",
+            "ssh.service",
+            "xactions.runner.a.service",
+        ] {
+            assert!(!matches_any(&p, name), "{name}");
+        }
+        let classes = unit_globs(&["r[0-9].service".to_string(), "q[!0-9].service".to_string()]);
+        assert!(matches_any(&classes, "r7.service") && matches_any(&classes, "qx.service"));
+        assert!(!matches_any(&classes, "q7.service"));
+        // A backslash is an ordinary character in unit names.
+        let escaped = unit_globs(&["foo\\x2dbar.service".to_string()]);
+        assert!(matches_any(&escaped, "foo\\x2dbar.service"));
+        assert!(
+            unit_globs(&["a[b".to_string()]).is_empty(),
+            "invalid: matches nothing"
+        );
     }
 
     #[test]
