@@ -180,8 +180,8 @@ shell=$(getent passwd $pkg | cut -d: -f7)
 systemd-analyze verify /usr/lib/systemd/system/runner-health-exporter.service \
   || fail "systemd-analyze verify reports problems"
 
-echo "rpm -qc:"
-configs=$(rpm -qc "$pkg" | tee /dev/stderr)
+configs=$(rpm -qc "$pkg")
+echo "rpm -qc:"; echo "$configs"
 [ "$configs" = "$(printf '%s\n' $etc/config.toml $etc/github-token)" ] \
   || fail "rpm -qc lists '$configs'"
 flags=$(rpm -q --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$pkg" | grep " $etc/")
