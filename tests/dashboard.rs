@@ -125,3 +125,76 @@ fn every_query_names_known_metrics() {
         }
     }
 }
+
+#[test]
+fn failure_mode_panels_link_their_runbooks() {
+    let d = dashboard();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = runner_health_exporter::health::DEFAULT_RUNBOOK_BASE;
+    let panels = d["panels"].as_array().unwrap();
+    let mut linked = std::collections::BTreeSet::new();
+    let pages_of = |p: &Value| -> Vec<String> {
+        p["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                let title = p["title"].as_str().unwrap();
+                assert!(
+                    l["title"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("Runbook")),
+                    "{title}: link {l} has no runbook title"
+                );
+                assert_eq!(l["targetBlank"], true, "{title}: {l}");
+                let url = l["url"].as_str().unwrap();
+                let page = url
+                    .strip_prefix(base)
+                    .and_then(|p| p.strip_prefix('/'))
+                    .unwrap_or_else(|| panic!("{title}: {url} is not under {base}"));
+                assert!(
+                    root.join("docs/runbooks").join(page).is_file(),
+                    "{title}: links docs/runbooks/{page}, which does not exist"
+                );
+                page.to_string()
+            })
+            .collect()
+    };
+    for p in panels.iter().filter(|p| p["type"] != "row") {
+        linked.extend(pages_of(p));
+    }
+    // The panels where a failure mode shows first link its page.
+    for (title, page) in [
+        ("Runners", "service-stopped.md"),
+        ("Runners", "failover-same-host.md"),
+        ("Healthy runners", "pool-unavailable.md"),
+        ("Work filesystem free", "disk-full.md"),
+        ("Memory available", "host-degraded.md"),
+        ("Current job age", "stuck-job.md"),
+        ("Runner log events", "session-conflict.md"),
+        ("Collector success", "collector-failing.md"),
+        ("Exporters up", "exporter-down.md"),
+        ("GitHub API rate limit left", "github-rate-limit-low.md"),
+    ] {
+        let panel = panels
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title}"));
+        assert!(
+            pages_of(panel).iter().any(|p| p == page),
+            "panel {title} does not link {page}"
+        );
+    }
+    // Every page an alert sends you to is reachable from the dashboard.
+    let rules = std::fs::read_to_string(root.join("alerts/runner-health.rules.yml")).unwrap();
+    for url in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runbook_url: "))
+    {
+        let page = url.trim_matches('"').rsplit('/').next().unwrap();
+        assert!(
+            linked.contains(page),
+            "no panel links {page}, the runbook of an alert"
+        );
+    }
+}

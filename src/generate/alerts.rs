@@ -112,19 +112,32 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
         Rule {
             alert: "RunnerDegraded",
             expr: format!(
-                "label_replace({avail} / {size} < {disk}, \"resource\", \"work_filesystem\", \"\", \"\")\nor label_replace({mem}, \"resource\", \"memory\", \"\", \"\")\nor label_replace({cpu}, \"resource\", \"cpu\", \"\", \"\")",
+                "label_replace({avail} / {size} < {disk}, \"resource\", \"work_filesystem\", \"\", \"\")\nor label_replace({mem}, \"resource\", \"memory\", \"\", \"\")",
                 avail = c::RUNNER_WORK_FS_AVAIL.name,
                 size = c::RUNNER_WORK_FS_SIZE.name,
                 disk = h.disk_free_warn_ratio.0,
                 mem = per_runner(&format!("{} / {} < {}", c::HOST_MEMORY_AVAILABLE.name, c::HOST_MEMORY_TOTAL.name, h.memory_available_warn_ratio.0)),
-                cpu = per_runner(&format!("{} > {}", c::HOST_CPU_USAGE_RATIO.name, h.cpu_usage_warn_ratio.0)),
             ),
-            for_: "10m",
+            for_: "4m",
             severity: "warning",
             summary: format!("Runner {runner} host is degraded ({{{{ $labels.resource }}}})"),
             description: format!(
-                "Runner {runner} ({on}): {{{{ $labels.resource }}}} is beyond its threshold (value {{{{ $value | humanizePercentage }}}}; thresholds: work filesystem free under {}, memory available under {}, CPU usage over {}).",
-                pct(h.disk_free_warn_ratio.0), pct(h.memory_available_warn_ratio.0), pct(h.cpu_usage_warn_ratio.0)
+                "Runner {runner} ({on}): {{{{ $labels.resource }}}} is beyond its threshold (value {{{{ $value | humanizePercentage }}}}; thresholds: work filesystem free under {}, memory available under {}).",
+                pct(h.disk_free_warn_ratio.0), pct(h.memory_available_warn_ratio.0)
+            ),
+            runbook: "host-degraded",
+        },
+        // A saturated CPU is what a runner host does during a build: only a
+        // long stretch of it degrades the runner, hence the longer `for`.
+        Rule {
+            alert: "RunnerCpuSaturated",
+            expr: per_runner(&format!("{} > {}", c::HOST_CPU_USAGE_RATIO.name, h.cpu_usage_warn_ratio.0)),
+            for_: "10m",
+            severity: "warning",
+            summary: format!("Runner {runner} host CPU is saturated"),
+            description: format!(
+                "Runner {runner} ({on}): the host's CPU usage has stayed above {} for 10 minutes (now {{{{ $value | humanizePercentage }}}}): jobs there run slower.",
+                pct(h.cpu_usage_warn_ratio.0)
             ),
             runbook: "host-degraded",
         },
@@ -145,7 +158,7 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
         Rule {
             alert: "RunnerJobStuck",
             expr: format!("time() - {} > {}", c::RUNNER_JOB_STARTED.name, h.max_job_duration.get().as_secs()),
-            for_: "5m",
+            for_: "4m",
             severity: "critical",
             summary: format!("Runner {runner} has a job running longer than {max_job}"),
             description: format!("Runner {runner} ({on}) has run its current job for {{{{ $value | humanizeDuration }}}}, more than {max_job}: it takes no other jobs."),
@@ -187,7 +200,7 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
                 "{rec}{{role=\"primary\"}} == 0\nand on (environment) (max by (environment) ({rec}{{role=\"secondary\"}}) == 1)",
                 rec = HEALTHY_RECORD
             ),
-            for_: "5m",
+            for_: "3m",
             severity: "warning",
             summary: format!("Primary runner {runner} is down; a secondary serves {{{{ $labels.environment }}}}"),
             description: format!("Primary runner {runner} ({on}) for environment {{{{ $labels.environment }}}} is unhealthy; deploys run on the secondary. Bring the primary back."),
@@ -206,6 +219,21 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
             runbook: "pool-unavailable",
         },
         Rule {
+            alert: "RunnerFailoverSameHost",
+            // The host of a runner is the host part of the scrape's instance
+            // (one exporter per host); roles and environments come from the
+            // exporters' [[runner]] config through the info series.
+            expr: format!(
+                "count by (environment, host) (\n  max by (environment, host, role) (\n    label_replace({info}{{role=~\"primary|secondary\"}}, \"host\", \"$1\", \"instance\", \"(.+?)(?::[0-9]+)?\")\n  )\n) > 1",
+                info = c::RUNNER_INFO.name
+            ),
+            for_: "10m",
+            severity: "warning",
+            summary: "Primary and secondary runner of {{ with $labels.environment }}environment {{ . }}{{ else }}the deploy pool{{ end }} share host {{ $labels.host }}".to_string(),
+            description: "The primary and the secondary runner of {{ with $labels.environment }}environment {{ . }}{{ else }}the runners without an environment{{ end }} both run on {{ $labels.host }}: when that host fails, both go down and failover protects nothing. Move one of them to another host.".to_string(),
+            runbook: "failover-same-host",
+        },
+        Rule {
             alert: "RunnerExporterDown",
             expr: format!("up{{job=\"{DEFAULT_JOB}\"}} == 0"),
             for_: "2m",
@@ -217,10 +245,10 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
         Rule {
             alert: "RunnerExporterCollectorFailing",
             expr: format!("{} == 0", c::EXPORTER_COLLECTOR_SUCCESS.name),
-            for_: "5m",
+            for_: "4m",
             severity: "warning",
             summary: format!("runner-health-exporter collector {{{{ $labels.collector }}}} fails on {on}"),
-            description: format!("The {{{{ $labels.collector }}}} collector of runner-health-exporter on {on} has failed for 5 minutes; its metrics are missing or stale."),
+            description: format!("The {{{{ $labels.collector }}}} collector of runner-health-exporter on {on} has failed for 4 minutes; its metrics are missing or stale."),
             runbook: "collector-failing",
         },
         Rule {
@@ -231,7 +259,7 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
                 c::GITHUB_RATE_LIMIT.name,
                 0.1
             ),
-            for_: "5m",
+            for_: "4m",
             severity: "warning",
             summary: format!("GitHub API rate limit nearly used up on {on}"),
             description: format!("Only {{{{ $value | humanizePercentage }}}} of the GitHub API rate limit is left for runner-health-exporter on {on}; polling slows down until the window resets."),

@@ -3,6 +3,7 @@
 
 use super::alerts::HEALTHY_RECORD;
 use crate::config::HealthConfig;
+use crate::health::runbook_url;
 use crate::metrics::catalog as c;
 use serde_json::{json, Value};
 
@@ -48,6 +49,110 @@ impl Layout {
         self.row_height = self.row_height.max(h);
         self.panels.push(panel);
     }
+}
+
+/// The runbooks of the failure modes a panel shows (page name, link
+/// title), linked from the panel's header. Panels not listed show no
+/// failure mode of their own.
+const PANEL_RUNBOOKS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "Healthy runners",
+        &[
+            ("pool-unavailable", "Pool unavailable"),
+            ("failover-active", "Failover active"),
+        ],
+    ),
+    (
+        "Unhealthy runners",
+        &[("README", "Runbooks: every failure mode")],
+    ),
+    (
+        "Firing runner alerts",
+        &[("README", "Runbooks: every failure mode")],
+    ),
+    (
+        "Jobs succeeded (1h)",
+        &[("job-success-rate-low", "Job success rate low")],
+    ),
+    ("Exporters up", &[("exporter-down", "Exporter down")]),
+    (
+        "Runners",
+        &[
+            ("service-stopped", "Service stopped"),
+            ("crash-looping", "Service crash-looping"),
+            ("offline-at-github", "Offline at GitHub"),
+            ("registration-deleted", "Registration deleted"),
+            ("failover-same-host", "Primary and secondary on one host"),
+        ],
+    ),
+    ("CPU usage", &[("host-degraded", "Host degraded")]),
+    ("Memory available", &[("host-degraded", "Host degraded")]),
+    ("Load average", &[("host-degraded", "Host degraded")]),
+    ("Work filesystem free", &[("disk-full", "Work disk full")]),
+    ("Filesystems available", &[("disk-full", "Work disk full")]),
+    (
+        "Jobs by result",
+        &[("job-success-rate-low", "Job success rate low")],
+    ),
+    (
+        "Job success ratio (1h)",
+        &[("job-success-rate-low", "Job success rate low")],
+    ),
+    (
+        "Job duration",
+        &[("job-duration-high", "Job duration high")],
+    ),
+    ("Job running", &[("stuck-job", "Stuck job")]),
+    ("Current job age", &[("stuck-job", "Stuck job")]),
+    (
+        "Runner log events",
+        &[
+            ("offline-at-github", "Offline at GitHub"),
+            ("session-conflict", "Session conflict"),
+            ("registration-deleted", "Registration deleted"),
+            ("clock-skew", "Clock skew"),
+        ],
+    ),
+    (
+        "Collector success",
+        &[
+            ("collector-failing", "Collector failing"),
+            ("exporter-data-stale", "Exporter data stale"),
+        ],
+    ),
+    (
+        "Collector duration",
+        &[("collector-failing", "Collector failing")],
+    ),
+    (
+        "GitHub API requests",
+        &[("github-rate-limit-low", "GitHub API rate limit low")],
+    ),
+    (
+        "GitHub API rate limit left",
+        &[("github-rate-limit-low", "GitHub API rate limit low")],
+    ),
+    (
+        "GitHub API backoff",
+        &[("github-rate-limit-low", "GitHub API rate limit low")],
+    ),
+];
+
+/// Grafana panel links to the runbooks of a panel's failure modes.
+fn runbook_links(h: &HealthConfig, title: &str) -> Option<Value> {
+    let (_, pages) = PANEL_RUNBOOKS.iter().find(|(t, _)| *t == title)?;
+    let links: Vec<Value> = pages
+        .iter()
+        .map(|(page, name)| {
+            let name = if name.starts_with("Runbooks") {
+                name.to_string()
+            } else {
+                format!("Runbook: {name}")
+            };
+            json!({"title": name, "url": runbook_url(&h.runbook_base_url, page), "targetBlank": true})
+        })
+        .collect();
+    Some(Value::Array(links))
 }
 
 fn ds() -> Value {
@@ -455,6 +560,14 @@ pub fn dashboard(h: &HealthConfig) -> Value {
         None,
     ), 8, 8);
 
+    let mut panels = l.panels;
+    for p in &mut panels {
+        let title = p["title"].as_str().unwrap_or_default().to_string();
+        if let Some(links) = runbook_links(h, &title) {
+            p["links"] = links;
+        }
+    }
+
     let var = |name: &str, label: &str, query: String| {
         json!({
             "type": "query", "name": name, "label": label,
@@ -496,7 +609,7 @@ pub fn dashboard(h: &HealthConfig) -> Value {
             var("environment", "Environment", format!("label_values({}{{job=~\"$job\", instance=~\"$instance\"}}, environment)", c::RUNNER_INFO.name)),
             var("runner", "Runner", format!("label_values({}{{job=~\"$job\", instance=~\"$instance\", role=~\"$role\", environment=~\"$environment\"}}, runner)", c::RUNNER_INFO.name)),
         ]},
-        "panels": l.panels,
+        "panels": panels,
     })
 }
 
