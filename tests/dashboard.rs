@@ -130,7 +130,7 @@ fn every_query_names_known_metrics() {
 fn failure_mode_panels_link_their_runbooks() {
     let d = dashboard();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let base = runner_health_exporter::health::DEFAULT_RUNBOOK_BASE;
+    let base = runner_health_exporter::config::DEFAULT_RUNBOOK_BASE;
     let panels = d["panels"].as_array().unwrap();
     let mut linked = std::collections::BTreeSet::new();
     let pages_of = |p: &Value| -> Vec<String> {
