@@ -123,6 +123,10 @@ pub struct SystemdConfig {
     pub unit_patterns: Vec<String>,
     /// Timeout of each D-Bus call.
     pub call_timeout: Dur,
+    /// How long the last unit states are held while systemd reloads or
+    /// re-executes itself (or answers no calls for a moment) before the
+    /// collector counts as failed.
+    pub reexec_grace: Dur,
 }
 
 impl Default for SystemdConfig {
@@ -132,6 +136,7 @@ impl Default for SystemdConfig {
             resync_interval: Dur::secs(30),
             unit_patterns: vec!["actions.runner.*.service".to_string()],
             call_timeout: Dur::secs(2),
+            reexec_grace: Dur::secs(5),
         }
     }
 }
@@ -284,9 +289,16 @@ pub struct HealthConfig {
     /// Restarts within `crashloop_window` that make a unit crash-looping.
     pub crashloop_restarts: u32,
     pub crashloop_window: Dur,
+    /// A crash-looping unit counts as recovered once it has stayed active
+    /// this long since its last (re)start.
+    pub crashloop_clear_after: Dur,
     /// A collector silent for this many of its intervals makes its checks
     /// unknown.
     pub stale_intervals: u32,
+    /// What a critical check that cannot be evaluated (a collector down,
+    /// no data) does to the gate: `fail` (503, `check` exits 2) or `warn`
+    /// (passes with a warning; unsafe: an unwatched runner passes).
+    pub unknown: UnknownPolicy,
     /// Alert when fewer than this share of jobs succeed over an hour...
     pub job_success_ratio_min: Ratio,
     /// ...and at least this many jobs ran.
@@ -310,7 +322,9 @@ impl Default for HealthConfig {
             cpu_usage_warn_ratio: Ratio(0.95),
             crashloop_restarts: 3,
             crashloop_window: Dur::secs(15 * 60),
+            crashloop_clear_after: Dur::secs(60),
             stale_intervals: 3,
+            unknown: UnknownPolicy::Fail,
             job_success_ratio_min: Ratio(0.95),
             job_success_min_jobs: 5,
             job_duration_p95_max: Dur::secs(600),
@@ -318,6 +332,15 @@ impl Default for HealthConfig {
             runbook_base_url: DEFAULT_RUNBOOK_BASE.to_string(),
         }
     }
+}
+
+/// `[health] unknown`: whether a critical check that cannot be evaluated
+/// fails the gate.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownPolicy {
+    Fail,
+    Warn,
 }
 
 /// A share between 0 and 1 inclusive.

@@ -67,7 +67,13 @@ fn render_now(store: &Store, latest: &Latest, version: u64) {
     latest.set(Rendered::new(version, encoded.text, encoded.openmetrics));
 }
 
-/// Re-encodes the exposition whenever the store changes.
+/// The longest a rendering stands without a change: the health verdicts
+/// it carries (`github_runner_healthy`) age with time (a collector going
+/// silent, a job running too long) even when no data changes.
+const MAX_RENDER_AGE: Duration = Duration::from_secs(10);
+
+/// Re-encodes the exposition whenever the store changes, and at least
+/// every [`MAX_RENDER_AGE`].
 async fn renderer(store: Arc<Store>, latest: Arc<Latest>, mut shutdown: watch::Receiver<bool>) {
     let mut rx = store.subscribe();
     loop {
@@ -75,6 +81,7 @@ async fn renderer(store: Arc<Store>, latest: Arc<Latest>, mut shutdown: watch::R
         render_now(&store, &latest, version);
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(MAX_RENDER_AGE) => {}
             _ = shutdown.changed() => return,
         }
     }

@@ -318,8 +318,8 @@ pub fn wants_json(accept: Option<&str>) -> bool {
 /// `/health`: 200 when every critical check passes for the selected
 /// runners, 503 otherwise; JSON or a plain-text table.
 async fn health(State(app): State<Arc<App>>, req: Request) -> Response {
-    let selector = match crate::health::Selector::from_query(req.uri().query()) {
-        Ok(s) => s,
+    let query = match crate::health::Query::parse(req.uri().query()) {
+        Ok(q) => q,
         Err(e) => {
             return response(
                 StatusCode::BAD_REQUEST,
@@ -330,7 +330,7 @@ async fn health(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let report = crate::health::evaluate_snapshot(
         &app.store.snapshot(),
-        &selector,
+        &query.selector,
         crate::timefmt::now_unix(),
     );
     let status = if report.healthy {
@@ -338,22 +338,22 @@ async fn health(State(app): State<Arc<App>>, req: Request) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let json = wants_json(
-        req.headers()
+    let format = query.format.unwrap_or_else(|| {
+        let accept = req
+            .headers()
             .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
+            .and_then(|v| v.to_str().ok());
+        if wants_json(accept) {
+            crate::health::Format::Json
+        } else {
+            crate::health::Format::Text
+        }
+    });
+    let mut r = response(
+        status,
+        format.content_type(),
+        Bytes::from(crate::health::render(&report, format)),
     );
-    let mut r = if json {
-        let mut body = serde_json::to_vec_pretty(&report).unwrap_or_default();
-        body.push(b'\n');
-        response(status, "application/json", Bytes::from(body))
-    } else {
-        response(
-            status,
-            "text/plain; charset=utf-8",
-            Bytes::from(crate::health::render_text(&report, false)),
-        )
-    };
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r

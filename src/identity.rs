@@ -88,14 +88,23 @@ pub fn runners(snap: &Snapshot) -> Vec<RunnerView<'_>> {
     let mut unit_taken = vec![false; units.len()];
 
     for root in roots {
-        let unit_idx = units.iter().enumerate().position(|(i, u)| {
-            !unit_taken[i]
-                && (u
+        // The unit running in the root wins over the one its `.service`
+        // names (they differ only when the root was copied or the unit
+        // reinstalled under another name).
+        let free = |i: &usize| !unit_taken[*i];
+        let unit_idx = (0..units.len())
+            .filter(free)
+            .find(|&i| {
+                units[i]
                     .working_directory
                     .as_deref()
                     .is_some_and(|wd| same_path(wd, &root.root))
-                    || root.service_unit.as_deref() == Some(u.name.as_str()))
-        });
+            })
+            .or_else(|| {
+                (0..units.len())
+                    .filter(free)
+                    .find(|&i| root.service_unit.as_deref() == Some(units[i].name.as_str()))
+            });
         if let Some(i) = unit_idx {
             unit_taken[i] = true;
         }

@@ -31,6 +31,8 @@ const VOLATILE: &[&str] = &[
     "github_runner_exporter_collector_last_success_timestamp_seconds",
     "github_runner_exporter_collector_errors_total",
     "github_runner_exporter_config_last_reload_success_timestamp_seconds",
+    // One per mounted filesystem.
+    "github_runner_exporter_collector_targets{collector=\"host\"}",
 ];
 
 /// Series that exist only on some machines (one per mounted filesystem).

@@ -37,7 +37,10 @@ fn exporter(fake: &FakeSystemd, config: &str) -> (Exporter, tempfile::TempDir) {
 
 /// A config that resyncs rarely: anything seen within the test came from
 /// a signal (or a reconnect).
-const NO_POLL: &str = "[host]\nenabled = false\n[systemd]\nresync_interval = \"1h\"\n";
+/// Resyncs rarely; a lost bus is held for only half a second before it
+/// counts as failed (the default, 5 s, rides out a re-exec of systemd).
+const NO_POLL: &str =
+    "[host]\nenabled = false\n[systemd]\nresync_interval = \"1h\"\nreexec_grace = \"500ms\"\n";
 
 fn state(m: &str, runner: &str, unit: &str, state: &str) -> Option<f64> {
     sample_value(
@@ -510,12 +513,42 @@ impl Drop for Killed {
 }
 
 /// This process's cgroup (v2 line of /proc/self/cgroup).
-fn own_cgroup() -> String {
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .unwrap_or("/")
-        .to_string()
+/// A cgroup of the test's own in the unified hierarchy (needs root), so
+/// that the runner programs it holds are the only ones found there, not
+/// those of whatever else runs on the machine. Removed on drop.
+struct TestCgroup {
+    dir: PathBuf,
+    path: String,
+}
+
+impl TestCgroup {
+    fn new() -> TestCgroup {
+        let base = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(Path::new)
+            .find(|b| b.join("cgroup.procs").exists())
+            .expect("a unified cgroup hierarchy");
+        let path = format!(
+            "/rhe-procs-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )
+        .replace(['(', ')'], "");
+        let dir = base.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("create the test's cgroup (root needed)");
+        TestCgroup { dir, path }
+    }
+
+    fn adopt(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+            .expect("move a process into the test's cgroup");
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
 }
 
 #[test]
@@ -526,6 +559,7 @@ fn runner_processes_are_found_by_root_and_by_cgroup() {
     std::fs::create_dir_all(&empty).unwrap();
     let listener = runner_program(&root, "Runner.Listener");
     let worker = runner_program(&root, "Runner.Worker");
+    let cgroup = TestCgroup::new();
     const BY_ROOT: &str = "actions.runner.acme-app.by-root.service";
     const BY_CGROUP: &str = "actions.runner.acme-app.by-cgroup.service";
     let fake = FakeSystemd::start([
@@ -534,10 +568,10 @@ fn runner_processes_are_found_by_root_and_by_cgroup() {
             .with_working_directory(&root)
             .with_control_group(""),
         // A root without the programs: found through the cgroup, which
-        // holds this test and its children.
+        // holds the test's runner programs.
         Unit::running(BY_CGROUP)
             .with_working_directory(&empty)
-            .with_control_group(&own_cgroup()),
+            .with_control_group(&cgroup.path),
     ]);
     let (e, _d) = exporter(&fake, NO_POLL);
     let running = |m: &str, runner: &str, p: &str| {
@@ -552,6 +586,7 @@ fn runner_processes_are_found_by_root_and_by_cgroup() {
     .unwrap_or_else(|| panic!("no listener yet; log:\n{}", e.logs()));
 
     let l = Killed(Command::new(&listener).arg("300").spawn().unwrap());
+    cgroup.adopt(l.0.id());
     let m = e
         .wait_metrics(Duration::from_secs(10), |m| {
             running(m, "by-root", "listener") == Some(1.0)
@@ -572,6 +607,7 @@ fn runner_processes_are_found_by_root_and_by_cgroup() {
     .is_some());
 
     let w = Killed(Command::new(&worker).arg("300").spawn().unwrap());
+    cgroup.adopt(w.0.id());
     e.wait_metrics(Duration::from_secs(10), |m| {
         running(m, "by-root", "worker") == Some(1.0)
             && running(m, "by-cgroup", "worker") == Some(1.0)
@@ -600,8 +636,11 @@ fn health_check(e: &Exporter, runner: &str, check: &str) -> Option<(String, Stri
 
 #[test]
 fn restarts_observed_within_the_window_make_a_crash_loop() {
-    // Restarts from before the exporter started are not a crash loop.
-    let fake = FakeSystemd::start([Unit::running(R1).with_restarts(7)]);
+    // Restarts from before the exporter started, of a unit that has been
+    // active for ten minutes since, are not a crash loop.
+    let fake = FakeSystemd::start([Unit::running(R1)
+        .with_restarts(7)
+        .active_for(Duration::from_secs(600))]);
     let config = format!("{NO_POLL}[health]\ncrashloop_restarts = 3\ncrashloop_window = \"15m\"\n");
     let (e, _d) = exporter(&fake, &config);
     let ok = testkit::wait_for(Duration::from_secs(10), || {
@@ -640,6 +679,12 @@ fn no_bus_at_all_is_a_clear_failure() {
                 "github_runner_exporter_collector_errors_total{collector=\"systemd\"}",
             )
             .is_some_and(|n| n >= 1.0)
+                // The host collector's first sample done, whenever it ends.
+                && sample_value(
+                    m,
+                    "github_runner_exporter_collector_last_success_timestamp_seconds{collector=\"host\"}",
+                )
+                .is_some_and(|t| t > 0.0)
         })
         .unwrap_or_else(|| panic!("failure recorded; log:\n{}", e.logs()));
     assert_eq!(success(&m), Some(0.0));
@@ -740,6 +785,8 @@ fn a_unit_added_later_leads_to_its_root_without_waiting_for_a_rescan() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("later-runner");
     testkit::copy_dir(&testkit::fixtures_dir().join("runner/basic"), &root);
+    // `svc.sh install` writes the unit's real (here truncated) name.
+    std::fs::write(root.join(".service"), format!("{TRUNCATED}\n")).unwrap();
     let fake = FakeSystemd::start([Unit::running(R1)]);
     let config = format!(
         "{NO_POLL}[runner_files]\nroot_patterns = []\nlog_poll_interval = \"1h\"\nrescan_interval = \"1h\"\n"
@@ -750,7 +797,7 @@ fn a_unit_added_later_leads_to_its_root_without_waiting_for_a_rescan() {
     let added = Instant::now();
     fake.add_unit(Unit::running(TRUNCATED).with_working_directory(&root));
     let m = e
-        .wait_metrics(Duration::from_secs(2), |m| {
+        .wait_metrics(Duration::from_secs(5), |m| {
             m.contains("github_runner_info{runner=\"linux_runner\"")
                 && state(m, "linux_runner", TRUNCATED, "active") == Some(1.0)
         })

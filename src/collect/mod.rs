@@ -33,6 +33,10 @@ pub enum Outcome<T> {
     Changed(T),
     /// The run succeeded and nothing changed.
     Unchanged,
+    /// The run could not tell, for a known and bounded reason (systemd
+    /// re-executing itself): the data is held as it is, neither a success
+    /// (its age grows) nor a failure (no gap in the series).
+    Held,
 }
 
 /// A failed run: the error, and what it leaves in the section (None: the
@@ -149,10 +153,14 @@ pub async fn run_once<C: Collector>(c: &mut C, store: &Store) -> Option<String> 
     };
     let now = now_unix();
     match outcome {
+        Ok(Outcome::Held) => {
+            section.held(now);
+            None
+        }
         Ok(o) => {
             let data = match o {
                 Outcome::Changed(d) => Some(d),
-                Outcome::Unchanged => None,
+                Outcome::Unchanged | Outcome::Held => None,
             };
             let changed = data.is_some();
             let was_failing = section.succeeded(data, duration, now);

@@ -73,8 +73,10 @@ impl Entry {
     }
 }
 
-/// Every collector, in dependency order: each reads only sections of
-/// collectors listed before it.
+/// Every collector, in dependency order: each reads sections of collectors
+/// listed before it, except for declared feedback edges (systemd reads the
+/// runner roots' `.service` names), which `collect_once` resolves with a
+/// second pass.
 pub static COLLECTORS: [Entry; 4] = [
     Entry::of::<HostCollector>(),
     Entry::of::<SystemdCollector>(),
@@ -116,12 +118,25 @@ pub fn empty_snapshot(settings: Arc<Settings>) -> Snapshot {
     Snapshot::empty(settings, &sections)
 }
 
+/// The sections `e` reads that come after it in [`COLLECTORS`].
+fn feedback(index: usize, e: &Entry) -> bool {
+    e.reads
+        .iter()
+        .any(|r| COLLECTORS[index..].iter().any(|x| x.name == *r))
+}
+
 /// Runs every enabled collector once, in registry order (dependency
-/// order), for the in-process `check`.
+/// order), for the in-process `check`; then once more each collector that
+/// reads a section listed after it, now that it has data.
 pub async fn collect_once(settings: Arc<Settings>) -> Arc<Store> {
     let store = store(Arc::clone(&settings));
     for e in COLLECTORS.iter().filter(|e| e.enabled(&settings)) {
         (e.once)(&settings, &store).await;
+    }
+    for (i, e) in COLLECTORS.iter().enumerate() {
+        if e.enabled(&settings) && feedback(i, e) {
+            (e.once)(&settings, &store).await;
+        }
     }
     store
 }
@@ -194,15 +209,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn collectors_read_only_sections_listed_before_them() {
+    fn collectors_read_registered_sections_and_feedback_is_declared() {
         for (i, e) in COLLECTORS.iter().enumerate() {
             for read in e.reads {
                 assert!(
-                    COLLECTORS[..i].iter().any(|x| x.name == *read),
-                    "{} reads {read}, which is not listed before it",
+                    COLLECTORS.iter().any(|x| x.name == *read) && *read != e.name,
+                    "{} reads {read}, which is not another registered collector",
                     e.name
                 );
             }
+            // The only feedback edge: systemd reads the runner roots.
+            assert_eq!(
+                feedback(i, e),
+                e.name == super::super::systemd::NAME,
+                "{}",
+                e.name
+            );
         }
         let mut names: Vec<&str> = COLLECTORS.iter().map(|e| e.name).collect();
         names.sort();

@@ -11,11 +11,16 @@ use std::fmt::Write;
 /// config); used by the exporter-down alert.
 pub const DEFAULT_JOB: &str = "runner-health-exporter";
 
-/// Name of the recording rule: 1 when a runner can take a deploy (service
-/// active, listener connected, registered, work disk above the fail
-/// threshold), 0 when not; labelled job, instance, runner, role,
-/// environment.
+/// Name of the recording rule: the exporter's own gate verdict
+/// (`github_runner_healthy`: 1 when every critical check passes, 0 when
+/// one fails or cannot be evaluated), labelled job, instance, runner, role,
+/// environment from the runner's info series.
 pub const HEALTHY_RECORD: &str = "runner:github_runner_healthy:bool";
+
+/// How long a pool stays known after its runners' series end (their
+/// exporters down): an outage of every runner of a pool pages for this
+/// long, and a pool retired on purpose is forgotten after it.
+pub const POOL_MEMORY: &str = "1h";
 
 pub struct Rule {
     pub alert: &'static str,
@@ -42,17 +47,14 @@ fn per_runner(host_expr: &str) -> String {
 }
 
 /// The recording rules the alerts and the dashboard build on.
-pub fn recording_rules(h: &HealthConfig) -> Vec<(&'static str, String)> {
+pub fn recording_rules(_: &HealthConfig) -> Vec<(&'static str, String)> {
+    // The exporter evaluates the gate itself (the same checks as /health,
+    // failing closed on what it cannot evaluate); the rule only adds the
+    // role and environment of the runner's info series.
     let healthy = format!(
-        "max by (job, instance, runner, role, environment) (\n  {info}\n  * on (job, instance, runner) group_left ()\n  min by (job, instance, runner) (\n    label_replace({state}{{state=\"active\"}}, \"part\", \"service\", \"\", \"\")\n    or label_replace({connected}, \"part\", \"listener\", \"\", \"\")\n    or label_replace({configured}, \"part\", \"configured\", \"\", \"\")\n    or label_replace({registered}, \"part\", \"registered\", \"\", \"\")\n    or label_replace({avail} / {size} >= bool {fail}, \"part\", \"disk\", \"\", \"\")\n  )\n)",
+        "max by (job, instance, runner, role, environment) (\n  {info}\n  * on (job, instance, runner) group_left ()\n  {healthy}\n)",
         info = c::RUNNER_INFO.name,
-        state = c::SERVICE_STATE.name,
-        connected = c::RUNNER_LISTENER_CONNECTED.name,
-        configured = c::RUNNER_CONFIGURED.name,
-        registered = c::GITHUB_REGISTERED.name,
-        avail = c::RUNNER_WORK_FS_AVAIL.name,
-        size = c::RUNNER_WORK_FS_SIZE.name,
-        fail = h.disk_free_fail_ratio.0,
+        healthy = c::RUNNER_HEALTHY.name,
     );
     vec![(HEALTHY_RECORD, healthy)]
 }
@@ -208,14 +210,20 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
         },
         Rule {
             alert: "RunnerPoolUnavailable",
+            // A pool is every runner whose info series was seen within
+            // POOL_MEMORY; it is unavailable when none of them is healthy
+            // now. A runner whose exporter is down, or whose series are
+            // gone, has no healthy sample: missing data pages.
             expr: format!(
-                "max by (environment) ({rec}{{environment!=\"\"}}) == 0\nor max by (role) ({rec}{{environment=\"\", role!=\"\"}}) == 0",
-                rec = HEALTHY_RECORD
+                "count by (environment) (last_over_time({info}{{environment!=\"\"}}[{mem}]))\nunless on (environment) (max by (environment) ({rec}{{environment!=\"\"}}) == 1)\nor count by (role) (last_over_time({info}{{environment=\"\", role!=\"\"}}[{mem}]))\nunless on (role) (max by (role) ({rec}{{environment=\"\", role!=\"\"}}) == 1)",
+                info = c::RUNNER_INFO.name,
+                rec = HEALTHY_RECORD,
+                mem = POOL_MEMORY,
             ),
             for_: "2m",
             severity: "critical",
             summary: "No healthy runner left for {{ with $labels.environment }}environment {{ . }}{{ else }}role {{ $labels.role }}{{ end }}".to_string(),
-            description: "Every runner of {{ with $labels.environment }}environment {{ . }}{{ else }}role {{ $labels.role }}{{ end }} is unhealthy: deploys cannot run.".to_string(),
+            description: "Every runner of {{ with $labels.environment }}environment {{ . }}{{ else }}role {{ $labels.role }}{{ end }} is unhealthy or unreachable (its exporter down or its series absent): deploys cannot run.".to_string(),
             runbook: "pool-unavailable",
         },
         Rule {
@@ -243,8 +251,26 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
             runbook: "exporter-down",
         },
         Rule {
+            alert: "RunnerExporterBlind",
+            // The gate's own collectors: while one fails, the runners of
+            // that host fail closed, and their cause-specific alerts
+            // cannot fire (their series are gone). Missing data pages.
+            expr: format!(
+                "{}{{collector=~\"systemd|runner\"}} == 0",
+                c::EXPORTER_COLLECTOR_SUCCESS.name
+            ),
+            for_: "2m",
+            severity: "critical",
+            summary: format!("runner-health-exporter cannot see the runners on {on} ({{{{ $labels.collector }}}} collector failing)"),
+            description: format!("The {{{{ $labels.collector }}}} collector of runner-health-exporter on {on} has failed for 2 minutes: the runners there cannot be evaluated, their gate is closed and their own alerts cannot fire."),
+            runbook: "collector-failing",
+        },
+        Rule {
             alert: "RunnerExporterCollectorFailing",
-            expr: format!("{} == 0", c::EXPORTER_COLLECTOR_SUCCESS.name),
+            expr: format!(
+                "{}{{collector!~\"systemd|runner\"}} == 0",
+                c::EXPORTER_COLLECTOR_SUCCESS.name
+            ),
             for_: "4m",
             severity: "warning",
             summary: format!("runner-health-exporter collector {{{{ $labels.collector }}}} fails on {on}"),

@@ -9,6 +9,7 @@ fn section_title(s: Source) -> &'static str {
         Source::Systemd => "Runner service (`systemd` collector)",
         Source::Runner => "Runner files and logs (`runner` collector)",
         Source::Github => "GitHub registration (`github` collector)",
+        Source::Health => "The health gate",
         Source::Exporter => "The exporter itself",
         Source::Process => "The exporter's process",
     }
@@ -20,6 +21,7 @@ fn section_intro(s: Source) -> &'static str {
         Source::Systemd => "Read over D-Bus from every `actions.runner.*.service` unit (and units named in `[[runner]] unit`), updated live from systemd's signals and resynchronised every `[systemd] resync_interval`.",
         Source::Runner => "Read from each runner root: `.runner`, `.service` and the `_diag` logs, tailed live. Counters start at zero when the exporter starts; past jobs in old logs are not counted. The runner's credential files are never opened.",
         Source::Github => "Polled from GitHub's REST API every `[github] poll_interval` in `self` or `fleet` scope; absent when `[github] scope` is `off`.",
+        Source::Health => "The verdict of `/health` for each runner, evaluated with the same checks and thresholds each time the exporter's data changes (at least every `[host] sample_interval`), so that alerts follow the gate: a check that cannot be evaluated fails it.",
         Source::Exporter => "Health of the exporter's own collectors and configuration.",
         Source::Process => "The usual process metrics of the exporter, sampled with the host collector.",
     }
@@ -40,6 +42,7 @@ pub fn metrics_markdown() -> String {
         Source::Systemd,
         Source::Runner,
         Source::Github,
+        Source::Health,
         Source::Exporter,
         Source::Process,
     ];

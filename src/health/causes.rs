@@ -98,6 +98,14 @@ cause_table! {
         summary: "systemd keeps restarting the runner: it starts and dies",
         fix: "journalctl -u {unit} -n 200 and the newest _diag/Runner_*.log show the crash; fix it, then sudo systemctl reset-failed {unit}",
     },
+    /// The unit named for the runner does not exist.
+    UnitNotFound => {
+        id: "unit_not_found",
+        title: "The runner's unit does not exist",
+        runbook: "unit-not-found",
+        summary: "the systemd unit named for this runner (by the .service file in its root or by [[runner]] unit) does not exist, so nothing starts the runner",
+        fix: "reinstall the service from the runner's root (sudo ./svc.sh install <user>, then sudo ./svc.sh start), or correct [[runner]] unit",
+    },
     /// The runner's unit is not running.
     ServiceStopped => {
         id: "service_stopped",
@@ -130,13 +138,14 @@ cause_table! {
         summary: "the host is short of memory",
         fix: "find and stop what holds memory (leftover job processes, containers)",
     },
-    /// Part of the exporter's data is stale.
+    /// The exporter cannot evaluate a critical check: a collector is down
+    /// or silent, or there is no data.
     DataStale => {
         id: "data_stale",
-        title: "Exporter data stale",
+        title: "Exporter data missing or stale",
         runbook: "exporter-data-stale",
-        summary: "some of the exporter's data is stale, so part of the picture is unknown",
-        fix: "check github_runner_exporter_collector_success and the exporter's log",
+        summary: "the exporter cannot evaluate part of this runner's health (a collector is down or silent, or there is no data yet); unknown is not healthy, so the gate stays closed",
+        fix: "read the reasons of the unknown checks; check github_runner_exporter_collector_success and the exporter's log (journalctl -u runner-health-exporter)",
     },
 }
 

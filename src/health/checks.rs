@@ -52,6 +52,10 @@ impl Verdict {
         Verdict::new(Status::Unknown, reason, cause)
     }
 
+    fn skipped(reason: impl Into<String>, cause: Cause) -> Verdict {
+        Verdict::new(Status::Skipped, reason, cause)
+    }
+
     /// Not a candidate for the diagnosis.
     fn not_pointing(mut self) -> Verdict {
         self.points = false;
@@ -139,7 +143,7 @@ fn pct(v: f64) -> String {
     format!("{:.1}%", v * 100.0)
 }
 
-fn human_duration(secs: f64) -> String {
+pub(crate) fn human_duration(secs: f64) -> String {
     let s = secs.max(0.0) as u64;
     match s {
         0..=59 => format!("{s}s"),
@@ -178,20 +182,53 @@ fn runner_readable(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
     ))
 }
 
+/// The unit the runner's own files or the config name for it.
+fn named_unit<'a>(v: &'a RunnerView<'_>) -> Option<&'a str> {
+    v.root
+        .and_then(|r| r.service_unit.as_deref())
+        .or_else(|| v.config.and_then(|c| c.unit.as_deref()))
+}
+
 fn service_active(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
     if !ctx.fresh(SYSTEMD) {
+        if !ctx.enabled(SYSTEMD) && named_unit(v).is_none() {
+            return Some(Verdict::skipped(
+                "the systemd collector is disabled",
+                Cause::ServiceStopped,
+            ));
+        }
         return Some(
             Verdict::unknown(ctx.staleness(SYSTEMD), Cause::DataStale)
                 .hint("check the exporter's access to the system D-Bus"),
         );
     }
     let Some(u) = v.unit else {
-        return Some(
-            Verdict::unknown("no systemd unit found for this runner", Cause::ServiceStopped).hint(
-                "name the unit in [[runner]] unit = \"...\" if it is not called actions.runner.*.service",
+        return Some(match named_unit(v) {
+            // Named, yet systemd did not report it (not even as not-found).
+            Some(name) => Verdict::unknown(
+                format!("systemd did not report {name}, the unit named for this runner"),
+                Cause::DataStale,
             ),
-        );
+            None => Verdict::skipped(
+                "no systemd unit is named for this runner (no .service in its root, no [[runner]] unit): not watched as a service",
+                Cause::ServiceStopped,
+            )
+            .hint("name the unit in [[runner]] unit = \"...\" if it runs under systemd"),
+        });
     };
+    if u.load_state == "not-found" {
+        let by = match (v.root.and_then(|r| r.service_unit.as_deref()), v.root) {
+            (Some(_), Some(r)) => format!("{}/.service", r.root.display()),
+            _ => "[[runner]] unit".to_string(),
+        };
+        return Some(Verdict::fail(
+            format!(
+                "{} does not exist (systemd: LoadState not-found), though {by} names it",
+                u.name
+            ),
+            Cause::UnitNotFound,
+        ));
+    }
     Some(match u.active_state.as_str() {
         "active" => Verdict::ok(
             format!("{} is active ({})", u.name, u.sub_state),
@@ -216,17 +253,38 @@ fn service_active(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
 }
 
 fn not_crash_looping(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
-    let u = v.unit.filter(|_| ctx.fresh(SYSTEMD))?;
+    let u = v
+        .unit
+        .filter(|u| ctx.fresh(SYSTEMD) && u.load_state != "not-found")?;
     let h = ctx.thresholds;
     let n = u.recent_restarts;
     let window = crate::duration::Dur(h.crashloop_window.get());
-    Some(if n >= h.crashloop_restarts {
-        Verdict::fail(
-            format!("{} restarted {n} times within {window}", u.name),
+    let restarts = if n == 1 { "restart" } else { "restarts" };
+    let active_for = u.active_for();
+    let stable = u.active_state == "active"
+        && active_for.is_some_and(|t| t >= h.crashloop_clear_after.as_secs_f64());
+    Some(if n >= h.crashloop_restarts && !stable {
+        let mut reason = format!("{} restarted {n} times within {window}", u.name);
+        if u.sub_state == "auto-restart" {
+            reason.push_str(", waiting to be restarted again");
+        }
+        if let Some(s) = u.exec_main_status.filter(|s| *s != 0) {
+            reason.push_str(&format!(", last exit status {s}"));
+        }
+        Verdict::fail(reason, Cause::CrashLooping)
+    } else if n >= h.crashloop_restarts {
+        Verdict::ok(
+            format!(
+                "{n} {restarts} within {window}, but active for {} since the last (recovered)",
+                human_duration(active_for.unwrap_or(0.0))
+            ),
             Cause::CrashLooping,
         )
     } else {
-        Verdict::ok(format!("{n} restarts within {window}"), Cause::CrashLooping)
+        Verdict::ok(
+            format!("{n} {restarts} within {window}"),
+            Cause::CrashLooping,
+        )
     })
 }
 
@@ -270,7 +328,7 @@ fn registered(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
 fn online_at_github(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
     if !ctx.enabled(GITHUB) {
         return Some(
-            Verdict::unknown(
+            Verdict::skipped(
                 "GitHub API not configured ([github] scope is off)",
                 Cause::OfflineAtGithub,
             )
@@ -437,6 +495,12 @@ fn clock_in_sync(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
 
 /// Memory available on the host.
 fn memory_available(ctx: &Ctx<'_>, _: &RunnerView<'_>) -> Option<Verdict> {
+    if !ctx.enabled(HOST) {
+        return Some(Verdict::skipped(
+            "the host collector is disabled",
+            Cause::HostDegraded,
+        ));
+    }
     let host = ctx.host.filter(|h| ctx.fresh(HOST) && h.memory_total > 0);
     let Some(host) = host else {
         return Some(Verdict::unknown(ctx.staleness(HOST), Cause::DataStale));

@@ -11,8 +11,11 @@
 //!
 //! [`evaluate`] runs every check for each selected runner; the diagnosis
 //! is the first cause, in table order, that a failing or warning check
-//! points to. Checks whose collector is disabled or silent for `[health]
-//! stale_intervals` intervals are unknown, never failing.
+//! points to. A check that cannot be evaluated (its collector is down or
+//! silent for `[health] stale_intervals` intervals, or it has no data) is
+//! unknown, and the gate fails closed on a critical unknown check: unknown
+//! is not healthy (`[health] unknown = "warn"` opts out). A check that does
+//! not apply (GitHub not configured) is skipped: neutral.
 
 pub mod causes;
 pub mod checks;
@@ -21,9 +24,9 @@ pub mod render;
 
 pub use causes::Cause;
 pub use model::{Check, Diagnosis, Report, RunnerHealth, Status};
-pub use render::render_text;
+pub use render::{render, render_text, Format};
 
-use crate::config::HealthConfig;
+use crate::config::{HealthConfig, UnknownPolicy};
 use crate::identity::{self, RunnerView};
 use crate::snapshot::{HostState, Snapshot};
 use checks::{CheckDef, Verdict, CHECKS};
@@ -41,7 +44,12 @@ pub struct Source {
     pub has_data: bool,
     /// Not succeeded within `[health] stale_intervals` of its interval.
     pub stale: bool,
+    /// The last run's error, if it failed.
     pub error: Option<String>,
+    /// Seconds its runs have been failing.
+    pub failing_for: Option<f64>,
+    /// Seconds since its last success (None: never).
+    pub success_age: Option<f64>,
 }
 
 /// Every collector's [`Source`] in a snapshot, at wall-clock time `now`.
@@ -55,6 +63,8 @@ pub fn sources(snap: &Snapshot, now: f64) -> Vec<Source> {
             has_data: s.has_data(),
             stale: s.meta.is_stale(now, intervals),
             error: s.meta.error.clone(),
+            failing_for: s.meta.failing_for(),
+            success_age: s.meta.success_age(now),
         })
         .collect()
 }
@@ -92,23 +102,32 @@ impl Ctx<'_> {
             .is_some_and(|s| s.enabled && s.has_data && !s.stale)
     }
 
-    /// Why a collector's data cannot be used.
+    /// Why a collector's data cannot be used: what is unknown, and why (the
+    /// last error and how long it has lasted).
     pub fn staleness(&self, name: &str) -> String {
         let Some(s) = self.source(name) else {
             return format!("the {name} collector is not built in");
         };
-        let error = s
-            .error
-            .as_deref()
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
+        let last = match s.success_age {
+            Some(age) => format!("last success {} ago", checks::human_duration(age)),
+            None => "never succeeded".to_string(),
+        };
+        let failing = match (&s.error, s.failing_for) {
+            (Some(e), Some(age)) => {
+                format!("failing for {} ({last}): {e}", checks::human_duration(age))
+            }
+            (Some(e), None) => format!("failing ({last}): {e}"),
+            (None, _) => last,
+        };
         if !s.enabled {
             format!("the {name} collector is disabled")
+        } else if !s.has_data && s.error.is_none() {
+            format!("the {name} collector has not reported yet")
         } else if !s.has_data {
-            format!("the {name} collector has no data yet{error}")
+            format!("the {name} collector has no data: {failing}")
         } else {
             format!(
-                "the {name} collector has not succeeded for {} intervals{error}",
+                "the {name} collector's data is older than {} intervals: {failing}",
                 self.thresholds.stale_intervals
             )
         }
@@ -148,20 +167,40 @@ impl Selector {
 
     /// Parses `runner=..&role=..&environment=..` (percent-decoded).
     pub fn from_query(query: Option<&str>) -> Result<Selector, String> {
-        let mut s = Selector::default();
+        Query::parse(query).map(|q| q.selector)
+    }
+}
+
+/// What a `/health` request asks: which runners, and in which format
+/// (None: from the `Accept` header).
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub selector: Selector,
+    pub format: Option<Format>,
+}
+
+impl Query {
+    /// Parses `runner=..&role=..&environment=..&format=..` (percent-decoded).
+    pub fn parse(query: Option<&str>) -> Result<Query, String> {
+        let mut q = Query::default();
         for (k, v) in crate::query::pairs(query.unwrap_or(""))? {
             match k.as_str() {
-                "runner" => s.runner = Some(v),
-                "role" => s.role = Some(v),
-                "environment" => s.environment = Some(v),
+                "runner" => q.selector.runner = Some(v),
+                "role" => q.selector.role = Some(v),
+                "environment" => q.selector.environment = Some(v),
+                "format" => {
+                    q.format = Some(Format::parse(&v).ok_or_else(|| {
+                        format!("unknown format {v:?}: use text, json, markdown or github")
+                    })?)
+                }
                 other => {
                     return Err(format!(
-                        "unknown parameter {other:?}: use runner, role or environment"
+                        "unknown parameter {other:?}: use runner, role, environment or format"
                     ))
                 }
             }
         }
-        Ok(s)
+        Ok(q)
     }
 }
 
@@ -173,7 +212,7 @@ fn unit_ref(v: &RunnerView<'_>) -> String {
 
 fn check_of(ctx: &Ctx<'_>, def: &CheckDef, verdict: &Verdict, unit: &str) -> Check {
     let remediation = match verdict.status {
-        Status::Ok => String::new(),
+        Status::Ok | Status::Skipped => String::new(),
         Status::Unknown => verdict.hint.map(String::from).unwrap_or_default(),
         Status::Warn | Status::Fail => verdict.cause.fix(unit),
     };
@@ -188,14 +227,24 @@ fn check_of(ctx: &Ctx<'_>, def: &CheckDef, verdict: &Verdict, unit: &str) -> Che
 }
 
 /// The first cause, in table order, that a failing or warning check
-/// points to.
-fn diagnose(ctx: &Ctx<'_>, verdicts: &[(&CheckDef, Verdict)], unit: &str) -> Option<Diagnosis> {
+/// points to; when only critical checks that cannot be evaluated close the
+/// gate, that the exporter cannot see the runner.
+fn diagnose(
+    ctx: &Ctx<'_>,
+    verdicts: &[(&CheckDef, Verdict)],
+    unit: &str,
+    blind: bool,
+) -> Option<Diagnosis> {
     let pointed = |c: &Cause| {
         verdicts
             .iter()
             .any(|(_, v)| v.points && v.status >= Status::Warn && v.cause == *c)
     };
-    let cause = Cause::ALL.iter().copied().find(pointed)?;
+    let cause = Cause::ALL
+        .iter()
+        .copied()
+        .find(pointed)
+        .or(blind.then_some(Cause::DataStale))?;
     let info = cause.info();
     let mut summary = info.summary.to_string();
     let failing: Vec<&str> = verdicts
@@ -203,8 +252,16 @@ fn diagnose(ctx: &Ctx<'_>, verdicts: &[(&CheckDef, Verdict)], unit: &str) -> Opt
         .filter(|(_, v)| v.status >= Status::Warn)
         .map(|(def, _)| def.id)
         .collect();
-    if failing.len() > 1 {
+    let unknown: Vec<&str> = verdicts
+        .iter()
+        .filter(|(def, v)| def.critical && v.status == Status::Unknown)
+        .map(|(def, _)| def.id)
+        .collect();
+    if failing.len() > 1 || (!failing.is_empty() && !unknown.is_empty()) {
         summary.push_str(&format!(" (failing or warning: {})", failing.join(", ")));
+    }
+    if !unknown.is_empty() {
+        summary.push_str(&format!(" (cannot be evaluated: {})", unknown.join(", ")));
     }
     Some(Diagnosis {
         cause,
@@ -231,11 +288,18 @@ fn runner_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
         .map(|c| c.status)
         .max()
         .unwrap_or(Status::Unknown);
-    let healthy = !checks
+    let failing = checks
         .iter()
         .any(|c| c.critical && c.status == Status::Fail);
-    let diagnosis = if status >= Status::Warn {
-        diagnose(ctx, &verdicts, &unit)
+    // Unknown is not healthy: a critical check that cannot be evaluated
+    // closes the gate, unless the operator opted out.
+    let blind = ctx.thresholds.unknown == UnknownPolicy::Fail
+        && checks
+            .iter()
+            .any(|c| c.critical && c.status == Status::Unknown);
+    let healthy = !failing && !blind;
+    let diagnosis = if status >= Status::Warn || blind {
+        diagnose(ctx, &verdicts, &unit, blind)
     } else {
         None
     };
@@ -295,7 +359,16 @@ pub fn evaluate(runners: &[RunnerView<'_>], inputs: &Inputs<'_>, selector: &Sele
 /// each runner, then [`evaluate`]s them with the snapshot's freshness and
 /// thresholds.
 pub fn evaluate_snapshot(snap: &Snapshot, selector: &Selector, now: f64) -> Report {
-    let views = identity::runners(snap);
+    evaluate_views(snap, &identity::runners(snap), selector, now)
+}
+
+/// [`evaluate`]s runners already joined from `snap`.
+pub fn evaluate_views(
+    snap: &Snapshot,
+    views: &[RunnerView<'_>],
+    selector: &Selector,
+    now: f64,
+) -> Report {
     let sources = sources(snap, now);
     let inputs = Inputs {
         thresholds: &snap.settings.config.health,
@@ -303,7 +376,7 @@ pub fn evaluate_snapshot(snap: &Snapshot, selector: &Selector, now: f64) -> Repo
         host: snap.state::<HostState>(),
         now,
     };
-    evaluate(&views, &inputs, selector)
+    evaluate(views, &inputs, selector)
 }
 
 #[cfg(test)]

@@ -7,10 +7,16 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Ordered from best to worst, so `max` gives the overall status.
+/// `Skipped` is a check that does not apply (GitHub not configured, a
+/// runner not run by systemd): neutral, it colours nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    Skipped,
     Ok,
+    /// The check cannot be evaluated (no data, a collector down). A
+    /// critical check that is unknown fails the gate unless `[health]
+    /// unknown = "warn"`.
     Unknown,
     Warn,
     Fail,
@@ -19,6 +25,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Skipped => "skipped",
             Status::Ok => "ok",
             Status::Unknown => "unknown",
             Status::Warn => "warn",
@@ -83,11 +90,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// Exit code of `check`: 0 healthy, 1 warnings only, 2 failing.
+    /// Exit code of `check`: 0 healthy, 1 warnings (or unknowns the
+    /// config lets pass) only, 2 failing or not evaluable.
     pub fn exit_code(&self) -> u8 {
         if !self.healthy || self.status == Status::Fail {
             2
-        } else if self.status == Status::Warn {
+        } else if self.status >= Status::Unknown {
             1
         } else {
             0

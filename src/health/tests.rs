@@ -294,27 +294,125 @@ fn failure_modes_name_their_root_cause() {
 }
 
 #[test]
-fn github_not_configured_is_unknown_not_failing() {
+fn github_not_configured_is_a_neutral_line() {
     let mut s = healthy();
     let interval = meta(&mut s, github::NAME).interval;
     *meta(&mut s, github::NAME) = Meta::new(false, interval);
     s.clear(github::NAME);
     let r = eval(&s);
-    assert_eq!(status_of(&r, "online_at_github"), Status::Unknown);
+    assert_eq!(status_of(&r, "online_at_github"), Status::Skipped);
     assert!(r.healthy);
-    assert_eq!(r.status, Status::Unknown);
+    assert_eq!(r.status, Status::Ok, "skipped colours nothing");
 }
 
 #[test]
-fn a_silent_collector_makes_its_checks_unknown() {
+fn a_silent_collector_fails_the_gate_closed() {
     let mut s = healthy();
     unit(&mut s).active_state = "failed".into();
     // The systemd collector last succeeded long ago: its failed unit is
-    // no longer evidence.
+    // no longer evidence, and the service's state is unknown.
     meta(&mut s, systemd::NAME).last_success = Some(NOW - 1000.0);
+    meta(&mut s, systemd::NAME).error = Some("connecting to the D-Bus system bus: refused".into());
     let r = eval(&s);
-    assert_eq!(status_of(&r, "service_active"), Status::Unknown);
+    let service = r
+        .checks
+        .iter()
+        .find(|c| c.check == "service_active")
+        .unwrap();
+    assert_eq!(service.status, Status::Unknown);
+    // What is unknown and why: the last error and its age.
+    assert!(
+        service.reason.contains("systemd collector"),
+        "{}",
+        service.reason
+    );
+    assert!(service.reason.contains("refused"), "{}", service.reason);
+    assert!(
+        service.reason.contains("last success 16m40s ago"),
+        "{}",
+        service.reason
+    );
     assert_eq!(status_of(&r, "data_fresh"), Status::Warn);
+    assert!(!r.healthy, "unknown is not healthy");
+    let d = r.diagnosis.expect("a diagnosis");
+    assert_eq!(d.cause, Cause::DataStale);
+    assert!(
+        d.summary.contains("cannot be evaluated: service_active"),
+        "{}",
+        d.summary
+    );
+    let report = evaluate_snapshot(&s, &Selector::default(), NOW);
+    assert_eq!(report.exit_code(), 2);
+}
+
+#[test]
+fn a_collector_without_data_is_down_not_fresh() {
+    // The bus died: the systemd section lost its data on the failure,
+    // although its last success was a moment ago.
+    let mut s = healthy();
+    s.clear(systemd::NAME);
+    meta(&mut s, systemd::NAME).error = Some("systemd is not on the bus".into());
+    let r = eval(&s);
+    let service = r
+        .checks
+        .iter()
+        .find(|c| c.check == "service_active")
+        .unwrap();
+    assert_eq!(service.status, Status::Unknown);
+    assert!(service.reason.contains("has no data"), "{}", service.reason);
+    assert!(
+        service.reason.contains("not on the bus"),
+        "{}",
+        service.reason
+    );
+    assert!(!r.healthy);
+}
+
+#[test]
+fn unknown_can_be_let_through_as_a_warning() {
+    let mut s = healthy();
+    meta(&mut s, systemd::NAME).last_success = Some(NOW - 1000.0);
+    let mut config = s.settings.config.clone();
+    config.health.unknown = crate::config::UnknownPolicy::Warn;
+    s.settings = Arc::new(Settings::with_token(config, None));
+    let report = evaluate_snapshot(&s, &Selector::default(), NOW);
+    assert!(report.healthy, "{report:#?}");
+    assert_eq!(report.exit_code(), 1, "a warning, not a pass");
+}
+
+#[test]
+fn a_named_unit_that_does_not_exist_fails() {
+    let mut s = healthy();
+    unit(&mut s).load_state = "not-found".into();
+    unit(&mut s).active_state = "inactive".into();
+    unit(&mut s).sub_state = "dead".into();
+    root(&mut s).service_unit = Some("actions.runner.acme-app.r1.service".into());
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "service_active"), Status::Fail);
+    assert!(!r.healthy);
+    assert_eq!(r.diagnosis.unwrap().cause, Cause::UnitNotFound);
+    // A runner with no unit named anywhere is not watched as a service:
+    // a neutral line.
+    let mut s = healthy();
+    s.set(systemd::NAME, SystemdState::default());
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "service_active"), Status::Skipped);
+}
+
+#[test]
+fn a_crash_loop_clears_once_the_unit_stays_active() {
+    let mut s = healthy();
+    unit(&mut s).recent_restarts = 5;
+    let now_us = monotonic_now_us().unwrap();
+    // Active again for 10 s after the fix: still looping.
+    unit(&mut s).active_enter_monotonic_us = Some(now_us - 10_000_000);
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "not_crash_looping"), Status::Fail);
+    // Active for 2 minutes (crashloop_clear_after is 1m): recovered,
+    // although the restarts are still within the window.
+    unit(&mut s).active_enter_monotonic_us = Some(now_us - 120_000_000);
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "not_crash_looping"), Status::Ok, "{r:#?}");
     assert!(r.healthy);
 }
 
@@ -387,4 +485,57 @@ fn text_rendering_shows_checks_and_diagnosis() {
     assert!(!text.contains('\x1b'));
     assert!(render_text(&report, true).contains("\x1b[31;1m"));
     assert_eq!(report.exit_code(), 2);
+}
+
+#[test]
+fn markdown_and_workflow_commands_carry_the_diagnosis() {
+    let mut s = healthy();
+    unit(&mut s).active_state = "inactive".into();
+    unit(&mut s).sub_state = "dead".into();
+    root(&mut s).logs.current_job = Some(CurrentJob {
+        name: "deploy | prod\nstep".into(),
+        started: NOW - 10.0,
+        seen: None,
+    });
+    let report = evaluate_snapshot(&s, &Selector::default(), NOW);
+    let md = render(&report, Format::Markdown);
+    assert!(md.starts_with("### ❌ UNHEALTHY (fail)"), "{md}");
+    assert!(md.contains("| `service_active` | **fail** |"), "{md}");
+    assert!(md.contains("**Diagnosis: Service stopped**"), "{md}");
+    assert!(md.contains("(https://github.com/"), "{md}");
+    assert!(md.contains("service-stopped.md)"), "{md}");
+    // A pipe in a job name does not break the table.
+    assert!(md.contains("deploy \\| prod"), "{md}");
+    for line in md.lines().filter(|l| l.starts_with("| `")) {
+        assert_eq!(line.matches(" | ").count(), 2, "{line}");
+    }
+    let gh = render(&report, Format::Github);
+    let line = gh.lines().next().unwrap();
+    assert!(
+        line.starts_with("::error title=Runner r1::Service stopped: "),
+        "{gh}"
+    );
+    assert!(line.contains("Runbook: https://"), "{gh}");
+    assert_eq!(gh.lines().count(), 1, "one line per runner: {gh}");
+    // Property values escape `:` and `,`; messages escape line breaks.
+    assert_eq!(
+        super::render::render_github(&Report {
+            runners: vec![],
+            message: Some("no runner\nmatches".into()),
+            ..report.clone()
+        }),
+        "::error title=Deploy gate::no runner%0Amatches\n"
+    );
+    let ok = evaluate_snapshot(&healthy(), &Selector::default(), NOW);
+    assert!(render(&ok, Format::Github).starts_with("::notice title=Runner r1::"));
+    assert!(render(&ok, Format::Markdown).starts_with("### ✅ HEALTHY (ok)"));
+}
+
+#[test]
+fn the_format_is_a_query_parameter() {
+    let q = Query::parse(Some("role=primary&format=markdown")).unwrap();
+    assert_eq!(q.format, Some(Format::Markdown));
+    assert_eq!(q.selector.role.as_deref(), Some("primary"));
+    assert!(Query::parse(Some("format=yaml")).is_err());
+    assert!(Query::parse(Some("role=primary")).unwrap().format.is_none());
 }

@@ -31,6 +31,8 @@ pub enum Source {
     Systemd,
     Runner,
     Github,
+    /// The health gate, evaluated from every collector's data.
+    Health,
     Exporter,
     Process,
 }
@@ -42,6 +44,7 @@ impl Source {
             Source::Systemd => "systemd",
             Source::Runner => "runner",
             Source::Github => "github",
+            Source::Health => "health",
             Source::Exporter => "exporter",
             Source::Process => "process",
         }
@@ -92,7 +95,7 @@ const fn counter(
     }
 }
 
-use Source::{Exporter, Github, Host, Process, Runner, Systemd};
+use Source::{Exporter, Github, Health, Host, Process, Runner, Systemd};
 
 // ---------------------------------------------------------------- host
 
@@ -217,7 +220,7 @@ pub static SERVICE_RESTARTS: Family = counter(
     Systemd,
     "github_runner_service_restarts_total",
     &["runner", "unit"],
-    "Automatic restarts of the runner's unit by systemd (NRestarts).",
+    "Automatic restarts of the runner's unit by systemd (from NRestarts; never decreases: a reset of NRestarts by reset-failed or an explicit start is not counted back).",
 );
 pub static SERVICE_ACTIVE_SINCE: Family = gauge(
     Systemd,
@@ -429,6 +432,12 @@ pub static GITHUB_BACKOFF: Family = gauge(
 
 // ---------------------------------------------------------------- exporter self-metrics
 
+pub static RUNNER_HEALTHY: Family = gauge(
+    Health,
+    "github_runner_healthy",
+    &["runner"],
+    "1 when the runner can take a deploy: every critical check of /health passes. 0 when one fails, or cannot be evaluated (a collector down, no data) unless [health] unknown is \"warn\".",
+);
 pub static EXPORTER_BUILD_INFO: Family = gauge(
     Exporter,
     "github_runner_exporter_build_info",
@@ -594,6 +603,7 @@ pub static ALL: &[&Family] = &[
     &GITHUB_RATE_RESET,
     &GITHUB_LAST_SUCCESS,
     &GITHUB_BACKOFF,
+    &RUNNER_HEALTHY,
     &EXPORTER_BUILD_INFO,
     &EXPORTER_COLLECTOR_ENABLED,
     &EXPORTER_COLLECTOR_SUCCESS,

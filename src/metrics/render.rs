@@ -22,6 +22,7 @@ pub fn render(snap: &Snapshot) -> Encoded {
     systemd(&mut e, &runners);
     runner_files(&mut e, &runners);
     github(&mut e, snap, &runners);
+    health(&mut e, snap, &runners);
     exporter(&mut e, snap, &runners);
     process(&mut e, snap);
     e.finish()
@@ -97,8 +98,8 @@ fn systemd(e: &mut Encoder, runners: &[RunnerView<'_>]) {
     }
     let mut f = e.family(&c::SERVICE_RESTARTS);
     for (runner, u) in &units {
-        if let Some(n) = u.n_restarts {
-            f.sample(&[runner, &u.name], f64::from(n));
+        if let Some(n) = u.restarts_total {
+            f.sample(&[runner, &u.name], n as f64);
         }
     }
     let mut f = e.family(&c::SERVICE_ACTIVE_SINCE);
@@ -295,6 +296,20 @@ fn github(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
     }
     e.family(&c::GITHUB_BACKOFF)
         .sample(&[], api.backoff_seconds);
+}
+
+/// The gate's verdict per runner, as `/health` would give it now.
+fn health(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
+    let report = crate::health::evaluate_views(
+        snap,
+        runners,
+        &crate::health::Selector::default(),
+        crate::timefmt::now_unix(),
+    );
+    let mut f = e.family(&c::RUNNER_HEALTHY);
+    for r in &report.runners {
+        f.flag(&[&r.runner], r.healthy);
+    }
 }
 
 fn exporter(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {

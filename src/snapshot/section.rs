@@ -37,6 +37,9 @@ pub struct Meta {
     pub duration: Duration,
     pub error: Option<String>,
     pub errors_total: u64,
+    /// Since when the runs fail (the first failure after a success), by
+    /// the monotonic clock; None while they succeed.
+    pub failing_since: Option<Instant>,
     /// Targets in the data (None without data).
     pub targets: Option<usize>,
 }
@@ -53,8 +56,14 @@ impl Meta {
             duration: Duration::ZERO,
             error: None,
             errors_total: 0,
+            failing_since: None,
             targets: None,
         }
+    }
+
+    /// Seconds the runs have been failing, if they are.
+    pub fn failing_for(&self) -> Option<f64> {
+        self.failing_since.map(|t| t.elapsed().as_secs_f64())
     }
 
     /// Seconds since the last success: by the monotonic clock when known,
@@ -154,6 +163,7 @@ impl<T: SectionState> Channel<T> {
         let was_failing = !m.success;
         m.success = true;
         m.error = None;
+        m.failing_since = None;
         m.duration = duration;
         m.last_attempt = Some(now);
         m.last_success = Some(now);
@@ -179,7 +189,16 @@ impl<T: SectionState> Channel<T> {
         m.duration = duration;
         m.last_attempt = Some(now);
         m.errors_total += 1;
+        m.failing_since.get_or_insert_with(Instant::now);
         m.error.replace(error)
+    }
+
+    /// Records a run that neither succeeded nor failed: the collector
+    /// holds its data through a known, bounded transition (systemd
+    /// re-executing itself). Nothing changes but the time of the attempt,
+    /// so the data ages and turns stale if the hold lasts.
+    pub fn held(&self, now: f64) {
+        self.lock().last_attempt = Some(now);
     }
 }
 

@@ -100,11 +100,21 @@ pub struct UnitState {
     pub load_state: String,
     pub active_state: String,
     pub sub_state: String,
+    /// NRestarts: automatic restarts since the unit was last started by
+    /// hand (an explicit start or `reset-failed` sets it back to 0).
     pub n_restarts: Option<u32>,
-    /// Restarts observed within `[health] crashloop_window`.
+    /// Restarts seen since the exporter started, never decreasing: a drop
+    /// of NRestarts is a reset, not negative restarts.
+    pub restarts_total: Option<u64>,
+    /// Restarts that count towards a crash loop: those within `[health]
+    /// crashloop_window`, or, the first time a unit is seen while it is
+    /// not stably active, all of NRestarts.
     pub recent_restarts: u32,
     /// ActiveEnterTimestamp, seconds since the epoch; None if never active.
     pub active_since: Option<f64>,
+    /// ActiveEnterTimestampMonotonic, microseconds on CLOCK_MONOTONIC: how
+    /// long the unit has been active, immune to wall-clock steps.
+    pub active_enter_monotonic_us: Option<u64>,
     pub exec_main_status: Option<i32>,
     pub working_directory: Option<PathBuf>,
     pub control_group: Option<String>,
@@ -112,6 +122,31 @@ pub struct UnitState {
     pub main_pid: Option<u32>,
     pub listener: Option<ProcStats>,
     pub worker: Option<ProcStats>,
+}
+
+impl UnitState {
+    /// Seconds since the unit last became active (None if it never did).
+    pub fn active_for(&self) -> Option<f64> {
+        let entered = self.active_enter_monotonic_us.filter(|us| *us > 0)?;
+        let now = monotonic_now_us()?;
+        Some(now.saturating_sub(entered) as f64 / 1e6)
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds: the clock systemd's `*Monotonic`
+/// timestamps use.
+pub fn monotonic_now_us() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs * 1_000_000 + nanos / 1_000)
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

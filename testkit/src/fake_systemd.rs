@@ -44,6 +44,9 @@ pub struct Unit {
     pub sub_state: String,
     /// Microseconds since the epoch; 0 = never.
     pub active_enter_usec: u64,
+    /// The same moment on CLOCK_MONOTONIC (systemd's
+    /// `ActiveEnterTimestampMonotonic`); 0 = never.
+    pub active_enter_monotonic_usec: u64,
     pub n_restarts: u32,
     pub exec_main_status: i32,
     pub working_directory: String,
@@ -58,6 +61,19 @@ fn now_usec() -> u64 {
         .unwrap_or(0)
 }
 
+/// CLOCK_MONOTONIC in microseconds, as systemd's `*Monotonic` timestamps.
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000
+}
+
 impl Unit {
     /// A loaded, running service.
     pub fn running(name: &str) -> Unit {
@@ -68,6 +84,7 @@ impl Unit {
             active_state: "active".into(),
             sub_state: "running".into(),
             active_enter_usec: now_usec(),
+            active_enter_monotonic_usec: monotonic_usec(),
             n_restarts: 0,
             exec_main_status: 0,
             working_directory: String::new(),
@@ -82,6 +99,7 @@ impl Unit {
             active_state: "inactive".into(),
             sub_state: "dead".into(),
             active_enter_usec: 0,
+            active_enter_monotonic_usec: 0,
             control_group: String::new(),
             main_pid: 0,
             ..Unit::running(name)
@@ -103,6 +121,14 @@ impl Unit {
         self
     }
 
+    /// Active since `ago` before now (a stable unit).
+    pub fn active_for(mut self, ago: std::time::Duration) -> Unit {
+        let us = ago.as_micros() as u64;
+        self.active_enter_usec = now_usec().saturating_sub(us);
+        self.active_enter_monotonic_usec = monotonic_usec().saturating_sub(us);
+        self
+    }
+
     /// systemd's object path of this unit.
     pub fn path(&self) -> String {
         unit_path(&self.name)
@@ -113,6 +139,7 @@ impl Unit {
         self.active_state = "active".into();
         self.sub_state = "running".into();
         self.active_enter_usec = now_usec();
+        self.active_enter_monotonic_usec = monotonic_usec();
         self.control_group = format!("/system.slice/{}", self.name);
         self.main_pid = 4242;
     }
@@ -147,6 +174,10 @@ impl Unit {
                 (
                     "ActiveEnterTimestamp",
                     Variant::from(self.active_enter_usec),
+                ),
+                (
+                    "ActiveEnterTimestampMonotonic",
+                    Variant::from(self.active_enter_monotonic_usec),
                 ),
                 (
                     "FragmentPath",

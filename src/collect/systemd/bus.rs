@@ -5,6 +5,16 @@
 //! zbus queues the signals of each match rule and stops reading the socket
 //! (replies included) while a queue is full, so the signals are drained by
 //! a task of their own that never waits on the collector.
+//!
+//! What systemd 252 sends, as seen on a real manager
+//! (`tests/systemd_manager.rs`): a `daemon-reload` is `Reloading(true)`,
+//! `UnitRemoved` and `UnitNew` for every unit, then `Reloading(false)`;
+//! a `daemon-reexec` is `Reloading(true)`, `UnitRemoved` for every unit, a
+//! `NameOwnerChanged` from the old to the new process, `PropertiesChanged`
+//! and `Reloading(false)`, and subscriptions survive it. Signals between
+//! the two `Reloading` are ignored: one resync follows `Reloading(false)`.
+//! A manager that dies leaves the bus (`NameOwnerChanged` to no owner):
+//! the connection is marked stale and the collector reconnects.
 
 use crate::duration::Dur;
 use futures_util::StreamExt;
@@ -29,6 +39,10 @@ pub const UNKNOWN_PROPERTY: &str = "org.freedesktop.DBus.Error.UnknownProperty";
 pub const UNKNOWN_INTERFACE: &str = "org.freedesktop.DBus.Error.UnknownInterface";
 pub const UNKNOWN_OBJECT: &str = "org.freedesktop.DBus.Error.UnknownObject";
 pub const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
+pub const NAME_HAS_NO_OWNER: &str = "org.freedesktop.DBus.Error.NameHasNoOwner";
+const SERVICE_UNKNOWN: &str = "org.freedesktop.DBus.Error.ServiceUnknown";
+const NO_REPLY: &str = "org.freedesktop.DBus.Error.NoReply";
+const DISCONNECTED: &str = "org.freedesktop.DBus.Error.Disconnected";
 const ALREADY_SUBSCRIBED: &str = "org.freedesktop.systemd1.AlreadySubscribed";
 
 /// Why a call failed.
@@ -45,6 +59,20 @@ pub enum CallError {
 impl CallError {
     pub fn is(&self, name: &str) -> bool {
         matches!(self, CallError::Reply { name: n, .. } if n == name)
+    }
+
+    /// A failure of the connection or of systemd's presence on the bus
+    /// (no owner, no reply, disconnected, no answer in time), not an
+    /// answer from systemd: what a re-exec or a restart of the bus looks
+    /// like for a moment.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CallError::Reply { name, .. } => {
+                [NAME_HAS_NO_OWNER, SERVICE_UNKNOWN, NO_REPLY, DISCONNECTED]
+                    .contains(&name.as_str())
+            }
+            CallError::Timeout(_) | CallError::Bus(_) => true,
+        }
     }
 
     fn from_zbus(e: zbus::Error) -> CallError {
@@ -104,22 +132,23 @@ pub struct Interest {
     /// Their names.
     pub names: HashSet<String>,
     pub patterns: Vec<glob::Pattern>,
-    /// Units named in `[[runner]] unit`. Their appearing and vanishing is
-    /// not followed: reading them with `LoadUnit` makes systemd load them
-    /// and unload them again, which would otherwise wake the collector in
-    /// a loop. Their state changes are followed by path.
-    pub configured: HashSet<String>,
+    /// Units read by name (`[[runner]] unit`, a root's `.service`, units
+    /// seen earlier). Their appearing and vanishing is not followed:
+    /// reading them with `LoadUnit` makes systemd load them and unload them
+    /// again, which would otherwise wake the collector in a loop. Their
+    /// state changes are followed by path.
+    pub named: HashSet<String>,
 }
 
 impl Interest {
     fn unit_new(&self, name: &str) -> bool {
-        !self.configured.contains(name)
+        !self.named.contains(name)
             && !self.names.contains(name)
             && super::matches_any(&self.patterns, name)
     }
 
     fn unit_removed(&self, name: &str) -> bool {
-        !self.configured.contains(name) && self.names.contains(name)
+        !self.named.contains(name) && self.names.contains(name)
     }
 }
 
@@ -131,6 +160,9 @@ pub struct Bus {
     pub events: watch::Receiver<u64>,
     /// Set when the connection ended or systemd left the bus: reconnect.
     stale: Arc<AtomicBool>,
+    /// Set between `Reloading(true)` and `Reloading(false)`: systemd is
+    /// reloading or re-executing itself.
+    reloading: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -160,6 +192,29 @@ impl Bus {
         let conn = within(timeout, zbus::connection::Builder::system().build())
             .await
             .context("connecting to the D-Bus system bus")?;
+        // The bus answers this itself, at once: without an owner, calls to
+        // systemd would wait for the call timeout (a name that can be
+        // activated is held, not refused).
+        let owned: bool = within(
+            timeout,
+            conn.call_method(
+                Some("org.freedesktop.DBus"),
+                "/org/freedesktop/DBus",
+                Some("org.freedesktop.DBus"),
+                "NameHasOwner",
+                &DESTINATION,
+            ),
+        )
+        .await
+        .and_then(|m| m.body().deserialize::<bool>().map_err(CallError::Bus))
+        .context("asking the bus whether systemd is on it")?;
+        if !owned {
+            return Err(CallError::Reply {
+                name: NAME_HAS_NO_OWNER.to_string(),
+                message: format!("{DESTINATION} is not on the bus"),
+            })
+            .context("systemd is not on the bus");
+        }
         let manager = format!(
             "type='signal',sender='{DESTINATION}',path='{MANAGER_PATH}',interface='{MANAGER}'"
         );
@@ -181,12 +236,18 @@ impl Bus {
         }
         let (tx, events) = watch::channel(0u64);
         let stale = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(follow_signals(streams, interest, tx, Arc::clone(&stale)));
+        let reloading = Arc::new(AtomicBool::new(false));
+        let flags = Flags {
+            stale: Arc::clone(&stale),
+            reloading: Arc::clone(&reloading),
+        };
+        let task = tokio::spawn(follow_signals(streams, interest, tx, flags));
         let bus = Bus {
             conn,
             timeout,
             events,
             stale,
+            reloading,
             task,
         };
         match bus
@@ -204,6 +265,11 @@ impl Bus {
     /// caller reconnects (and subscribes again).
     pub fn is_stale(&self) -> bool {
         self.stale.load(Ordering::Acquire) || self.conn.is_closed()
+    }
+
+    /// True between systemd's `Reloading(true)` and `Reloading(false)`.
+    pub fn is_reloading(&self) -> bool {
+        self.reloading.load(Ordering::Acquire)
     }
 
     /// Calls a method of systemd and reads the reply.
@@ -239,42 +305,60 @@ impl Bus {
     }
 }
 
+/// What the signal task tells the collector besides "something changed".
+struct Flags {
+    stale: Arc<AtomicBool>,
+    reloading: Arc<AtomicBool>,
+}
+
 /// Drains systemd's signals and bumps `tx` on each relevant one.
 async fn follow_signals(
     streams: Vec<MessageStream>,
     interest: Arc<Mutex<Interest>>,
     tx: watch::Sender<u64>,
-    stale: Arc<AtomicBool>,
+    flags: Flags,
 ) {
     let mut all = futures_util::stream::select_all(streams);
     while let Some(item) = all.next().await {
         let Ok(msg) = item else { break };
-        match classify(&msg, &interest) {
+        let reloading = flags.reloading.load(Ordering::Acquire);
+        match classify(&msg, &interest, reloading) {
             Signal::Ignore => {}
             Signal::Relevant => tx.send_modify(|v| *v += 1),
-            Signal::OwnerChanged => {
-                stale.store(true, Ordering::Release);
+            Signal::Reloading(on) => {
+                flags.reloading.store(on, Ordering::Release);
+                if !on {
+                    tx.send_modify(|v| *v += 1);
+                }
+            }
+            Signal::OwnerLeft => {
+                flags.stale.store(true, Ordering::Release);
                 tx.send_modify(|v| *v += 1);
                 return;
             }
         }
     }
-    stale.store(true, Ordering::Release);
+    flags.stale.store(true, Ordering::Release);
     tx.send_modify(|v| *v += 1);
 }
 
 enum Signal {
     Ignore,
     Relevant,
-    /// systemd left the bus or was replaced: its subscriptions are gone.
-    OwnerChanged,
+    /// systemd starts (true) or ends (false) a reload or re-exec.
+    Reloading(bool),
+    /// systemd left the bus: its subscriptions are gone.
+    OwnerLeft,
 }
 
-fn classify(msg: &zbus::Message, interest: &Mutex<Interest>) -> Signal {
+fn classify(msg: &zbus::Message, interest: &Mutex<Interest>, reloading: bool) -> Signal {
     let header = msg.header();
     let member = header.member().map(|m| m.as_str()).unwrap_or("");
     let interest = interest.lock().unwrap_or_else(|e| e.into_inner());
     match member {
+        // Every unit comes and goes during a reload: one resync at its
+        // end covers it.
+        "PropertiesChanged" | "UnitNew" | "UnitRemoved" if reloading => Signal::Ignore,
         "PropertiesChanged" => {
             let path = header.path().map(|p| p.as_str()).unwrap_or("");
             if interest.paths.contains(path) {
@@ -298,12 +382,17 @@ fn classify(msg: &zbus::Message, interest: &Mutex<Interest>) -> Signal {
                 Signal::Ignore
             }
         }
-        // A daemon-reload may change every unit's properties.
         "Reloading" => match msg.body().deserialize::<bool>() {
-            Ok(false) => Signal::Relevant,
-            _ => Signal::Ignore,
+            Ok(on) => Signal::Reloading(on),
+            Err(_) => Signal::Ignore,
         },
-        "NameOwnerChanged" => Signal::OwnerChanged,
+        // (name, old owner, new owner): a new owner is a re-exec handing
+        // over (the match rules follow the name, subscriptions survive);
+        // none is systemd gone.
+        "NameOwnerChanged" => match msg.body().deserialize::<(String, String, String)>() {
+            Ok((_, _, new)) if !new.is_empty() => Signal::Relevant,
+            _ => Signal::OwnerLeft,
+        },
         _ => Signal::Ignore,
     }
 }
@@ -319,7 +408,7 @@ mod tests {
             ..Default::default()
         };
         i.names.insert("actions.runner.a.b.service".into());
-        i.configured.insert("custom-runner.service".into());
+        i.named.insert("custom-runner.service".into());
         assert!(i.unit_new("actions.runner.a.c.service"));
         assert!(
             !i.unit_new("actions.runner.a.b.service"),

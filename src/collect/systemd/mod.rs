@@ -2,15 +2,21 @@
 //!
 //! Runner units are the loaded units matching `[systemd] unit_patterns`
 //! (asked with `ListUnitsByPatterns`, or `ListUnits` filtered here when
-//! systemd is older than 230 and lacks it) plus the units named in
-//! `[[runner]] unit` (found with `GetUnit`, or `LoadUnit` when systemd has
-//! not loaded them, as after a reboot for a disabled unit). Object paths
-//! always come from systemd, never from unit names. Nothing else is read or
-//! exported.
+//! systemd is older than 230 and lacks it) plus the units named for a
+//! runner: by `[[runner]] unit`, by the `.service` file of a runner root
+//! (from the runner collector's section, which this collector subscribes
+//! to), or seen earlier with a working directory. A named unit missing from
+//! the list is found with `GetUnit`, or `LoadUnit` when systemd has not
+//! loaded it: a stopped, disabled unit is unloaded and drops out of the
+//! list, and must still be reported `inactive`; one that does not exist
+//! comes back with LoadState `not-found`, a failing state of its own. Object
+//! paths always come from systemd, never from unit names. Nothing else is
+//! read or exported.
 //!
 //! Per unit the collector reads ActiveState, SubState, LoadState (from the
-//! list, or with `Get` for configured units), ActiveEnterTimestamp,
-//! NRestarts, ExecMainStatus, WorkingDirectory, ControlGroup and MainPID,
+//! list, or with `Get` for named units), ActiveEnterTimestamp (and its
+//! monotonic twin), NRestarts, ExecMainStatus, WorkingDirectory,
+//! ControlGroup and MainPID,
 //! each `Get` under `[systemd] call_timeout`. The first three are required:
 //! without them the run fails. The others are optional (NRestarts, for
 //! example, only exists since systemd 235): a missing one is logged once
@@ -23,11 +29,22 @@
 //! resyncs every `[systemd] resync_interval`. Runner processes are
 //! refreshed every few seconds in between, without any D-Bus call.
 //!
-//! Failure (no bus, the bus going away, a call timing out, a missing method
+//! Restarts: `restarts_total` never decreases (a drop of NRestarts is a
+//! reset by `systemctl reset-failed` or an explicit start, not negative
+//! restarts); the crash-loop count starts over at a reset, and a unit seen
+//! for the first time while it is not stably active counts all of its
+//! NRestarts, so a one-shot `check` sees a crash loop too.
+//!
+//! Failure (no bus, systemd not on it, a call timing out, a missing method
 //! or required property): the run fails, the supervisor reports
 //! `collector_success 0`, the units are dropped from the snapshot (their
-//! states are unknown) and the collector reconnects with a backoff of 1 s
-//! doubling up to 30 s.
+//! states are unknown: the gate fails closed) and the collector tries a
+//! new connection every second, so it is back within about a second of
+//! systemd, whatever the length of the outage. A re-exec or a reload of
+//! systemd is not a failure: their signals are waited out, and a call that
+//! meets systemd in the middle of one (no reply, no owner for a moment)
+//! holds the last state for up to `[systemd] reexec_grace`; longer, it
+//! fails like any other outage.
 
 mod bus;
 mod procs;
@@ -35,11 +52,11 @@ mod procs;
 use super::{Collector, Failure, Mode, OnFailure, Outcome};
 use crate::config::SystemdConfig;
 use crate::settings::Settings;
-use crate::snapshot::{Store, SystemdState, UnitState};
+use crate::snapshot::{Data, RunnerState, Store, SystemdState, UnitState};
 use anyhow::{anyhow, Context};
 use bus::{Bus, CallError, Interest, ListedUnit, MANAGER, MANAGER_PATH, SERVICE, UNIT};
 use futures_util::StreamExt;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,8 +69,11 @@ pub const NAME: &str = "systemd";
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// How often runner processes are refreshed between resyncs.
 const PROCESS_REFRESH: Duration = Duration::from_secs(5);
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// After a failure: a new connection this often, so the collector is back
+/// within about a second of the bus or systemd coming back.
+const RETRY: Duration = Duration::from_secs(1);
+/// While a re-exec is held: ask again this often.
+const HOLD_RETRY: Duration = Duration::from_millis(200);
 /// Units whose properties are read at the same time.
 const PARALLEL_UNITS: usize = 8;
 
@@ -64,8 +84,9 @@ const REQUIRED: [(&str, &str); 3] = [
     (UNIT, "SubState"),
 ];
 /// Properties reported when systemd has them.
-const OPTIONAL: [(&str, &str); 6] = [
+const OPTIONAL: [(&str, &str); 7] = [
     (UNIT, "ActiveEnterTimestamp"),
+    (UNIT, "ActiveEnterTimestampMonotonic"),
     (SERVICE, "NRestarts"),
     (SERVICE, "ExecMainStatus"),
     (SERVICE, "WorkingDirectory"),
@@ -82,8 +103,17 @@ enum Next {
 pub struct SystemdCollector {
     config: SystemdConfig,
     crashloop_window: Duration,
+    /// How long a unit must stay active to count as stable.
+    clear_after: Duration,
     /// Units named in `[[runner]] unit`.
     configured: Vec<String>,
+    /// The runner collector's roots: their `.service` files name units.
+    roots: Option<tokio::sync::watch::Receiver<Data<RunnerState>>>,
+    /// Units named by the roots' `.service` at the last resync.
+    root_units: BTreeSet<String>,
+    /// Runner units seen with a working directory: looked up by name when
+    /// they drop out of the list (stopped and disabled).
+    seen: BTreeSet<String>,
     bus: Option<Bus>,
     /// False once systemd said it has no ListUnitsByPatterns (until the
     /// next connection).
@@ -94,7 +124,8 @@ pub struct SystemdCollector {
     /// False from the start of a run until it succeeds (a run cancelled by
     /// the supervisor's timeout counts as failed).
     healthy: bool,
-    backoff: Duration,
+    /// Since when the last state is held through a re-exec.
+    holding_since: Option<Instant>,
     next: Next,
     next_resync: Instant,
     next_processes: Instant,
@@ -106,21 +137,25 @@ pub struct SystemdCollector {
 
 impl SystemdCollector {
     pub fn with_config(
-        config: SystemdConfig,
-        crashloop_window: Duration,
-        configured: Vec<String>,
+        settings: &Settings,
+        roots: Option<tokio::sync::watch::Receiver<Data<RunnerState>>>,
     ) -> Self {
         let now = Instant::now();
+        let h = &settings.config.health;
         SystemdCollector {
-            config,
-            crashloop_window,
-            configured,
+            config: settings.config.systemd.clone(),
+            crashloop_window: h.crashloop_window.get(),
+            clear_after: h.crashloop_clear_after.get(),
+            configured: configured_units(settings),
+            roots,
+            root_units: BTreeSet::new(),
+            seen: BTreeSet::new(),
             bus: None,
             by_patterns: true,
             interest: Arc::new(Mutex::new(Interest::default())),
             last: None,
             healthy: true,
-            backoff: Duration::ZERO,
+            holding_since: None,
             next: Next::Resync,
             next_resync: now,
             next_processes: now,
@@ -134,11 +169,39 @@ impl SystemdCollector {
         self.interest.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn resync(&mut self, configured: &[String]) -> anyhow::Result<SystemdState> {
+    /// The `.service` names of the runner roots, as the runner collector
+    /// last published them (read without waiting).
+    fn current_root_units(&self) -> BTreeSet<String> {
+        let Some(roots) = &self.roots else {
+            return BTreeSet::new();
+        };
+        let Some(state) = roots.borrow().clone() else {
+            return self.root_units.clone();
+        };
+        state
+            .roots
+            .iter()
+            .filter_map(|r| r.service_unit.clone())
+            .collect()
+    }
+
+    async fn resync(&mut self) -> anyhow::Result<SystemdState> {
+        if let Some(r) = &mut self.roots {
+            r.borrow_and_update();
+        }
+        self.root_units = self.current_root_units();
+        // Named: configured, named by a root, or seen earlier.
+        let named: BTreeSet<String> = self
+            .configured
+            .iter()
+            .chain(&self.root_units)
+            .chain(&self.seen)
+            .cloned()
+            .collect();
         {
             let mut i = self.interest();
             i.patterns = unit_globs(&self.config.unit_patterns);
-            i.configured = configured.iter().cloned().collect();
+            i.named = named.iter().cloned().collect();
         }
         if self.bus.as_ref().is_some_and(Bus::is_stale) {
             self.bus = None;
@@ -154,7 +217,7 @@ impl SystemdCollector {
         };
         let listed = list_units(bus, &self.config.unit_patterns, &mut self.by_patterns).await?;
         let mut todo: Vec<Listed> = listed;
-        for name in configured {
+        for name in &named {
             if todo.iter().any(|l| &l.name == name) {
                 continue;
             }
@@ -166,9 +229,9 @@ impl SystemdCollector {
                 }),
                 // systemd refused the name (invalid, masked...): report
                 // the others.
-                Err(e @ CallError::Reply { .. }) => {
+                Err(e @ CallError::Reply { .. }) if !e.is_transient() => {
                     if self.warned.insert(format!("unit:{name}")) {
-                        tracing::warn!(unit = %name, error = %e, "configured unit not found in systemd");
+                        tracing::warn!(unit = %name, error = %e, "a unit named for a runner cannot be looked up in systemd");
                     }
                 }
                 Err(e) => return Err(e).with_context(|| format!("looking up unit {name}")),
@@ -195,17 +258,42 @@ impl SystemdCollector {
         }
         units.sort_by(|a, b| a.name.cmp(&b.name));
         units.dedup_by(|a, b| a.name == b.name);
+        // A unit known only because it was seen earlier, and now gone from
+        // disk, was removed on purpose (the runner was uninstalled): forget
+        // it. One a root or the config names stays, as not-found.
+        let keep_named: BTreeSet<&String> =
+            self.configured.iter().chain(&self.root_units).collect();
+        units.retain(|u| {
+            u.load_state != "not-found"
+                || keep_named.contains(&u.name)
+                || !self.seen.contains(&u.name)
+        });
+        let gone: Vec<String> = self
+            .seen
+            .iter()
+            .filter(|n| !units.iter().any(|u| &u.name == *n))
+            .cloned()
+            .collect();
+        for n in gone {
+            self.seen.remove(&n);
+        }
+        for u in &units {
+            if u.working_directory.is_some() && u.load_state != "not-found" {
+                self.seen.insert(u.name.clone());
+            }
+        }
 
         let now = Instant::now();
         self.restarts
             .retain(|name, _| units.iter().any(|u| &u.name == name));
         for u in &mut units {
             if let Some(n) = u.n_restarts {
-                u.recent_restarts = self.restarts.entry(u.name.clone()).or_default().observe(
-                    now,
-                    n,
-                    self.crashloop_window,
-                );
+                let stable = u.active_state == "active"
+                    && u.active_for()
+                        .is_some_and(|t| t >= self.clear_after.as_secs_f64());
+                let h = self.restarts.entry(u.name.clone()).or_default();
+                u.recent_restarts = h.observe(now, n, self.crashloop_window, stable);
+                u.restarts_total = Some(h.total);
             }
         }
         self.procs.fill(&mut units).await;
@@ -345,6 +433,8 @@ async fn read_unit(bus: &Bus, l: Listed) -> anyhow::Result<Option<ReadUnit>> {
     let active_since = take::<u64>(&mut values, "ActiveEnterTimestamp", &name)?
         .filter(|us| *us > 0)
         .map(|us| us as f64 / 1e6);
+    let active_enter_monotonic_us =
+        take::<u64>(&mut values, "ActiveEnterTimestampMonotonic", &name)?.filter(|us| *us > 0);
     let working_directory = take::<String>(&mut values, "WorkingDirectory", &name)?
         .and_then(|wd| working_directory(&wd));
     let unit = UnitState {
@@ -353,8 +443,10 @@ async fn read_unit(bus: &Bus, l: Listed) -> anyhow::Result<Option<ReadUnit>> {
         active_state,
         sub_state,
         n_restarts: take::<u32>(&mut values, "NRestarts", &name)?,
+        restarts_total: None,
         recent_restarts: 0,
         active_since,
+        active_enter_monotonic_us,
         exec_main_status: take::<i32>(&mut values, "ExecMainStatus", &name)?,
         working_directory,
         control_group: take::<String>(&mut values, "ControlGroup", &name)?
@@ -396,20 +488,45 @@ fn working_directory(wd: &str) -> Option<PathBuf> {
     }
 }
 
-/// NRestarts observations of one unit, to count restarts within the
-/// crash-loop window.
+/// NRestarts observations of one unit: the never-decreasing total, and the
+/// restarts that count towards a crash loop.
 #[derive(Debug, Default)]
 struct RestartHistory {
-    /// When each new value was first seen. The oldest one kept may lie
-    /// before the window: it is the baseline.
+    /// When each new value was first seen since the last reset. The oldest
+    /// one kept may lie before the window: it is the baseline.
     samples: VecDeque<(Instant, u32)>,
+    /// Restarts seen since the exporter started (the first observation
+    /// counts in full), never decreasing.
+    total: u64,
+    last: Option<u32>,
 }
 
 impl RestartHistory {
-    /// Records the current NRestarts and returns the increase seen within
-    /// `window` before `now`. A decrease is a reset (an explicit start
-    /// clears the counter): the new value counts as restarts since then.
-    fn observe(&mut self, now: Instant, n: u32, window: Duration) -> u32 {
+    /// Records the current NRestarts and returns the restarts that count
+    /// towards a crash loop: the increase within `window` before `now`. A
+    /// decrease is a reset (`reset-failed`, an explicit start): the
+    /// restarts before it still count within the window (the verdict
+    /// clears when the unit has stayed active long enough, which the
+    /// health check decides), and counting goes on from the new value.
+    /// The first observation of a unit that
+    /// is not `stable` (active for long enough) counts all of NRestarts, so
+    /// a crash loop already under way when the exporter (or a one-shot
+    /// `check`) starts is seen at once; of a stable unit, none.
+    fn observe(&mut self, now: Instant, n: u32, window: Duration, stable: bool) -> u32 {
+        match self.last {
+            None => {
+                self.total = u64::from(n);
+                if !stable {
+                    self.samples.push_back((now, 0));
+                }
+            }
+            Some(l) if n < l => {
+                self.total += u64::from(n);
+                self.samples.push_back((now, 0));
+            }
+            Some(l) => self.total += u64::from(n - l),
+        }
+        self.last = Some(n);
         if self.samples.back().map(|s| s.1) != Some(n) {
             self.samples.push_back((now, n));
         }
@@ -419,20 +536,31 @@ impl RestartHistory {
                 self.samples.pop_front();
             }
         }
-        let mut total = 0u32;
+        let mut recent = 0u32;
         for (a, b) in self.samples.iter().zip(self.samples.iter().skip(1)) {
             if start.is_none_or(|s| b.0 > s) {
-                let delta = if b.1 >= a.1 { b.1 - a.1 } else { b.1 };
-                total = total.saturating_add(delta);
+                recent = recent.saturating_add(b.1.saturating_sub(a.1));
             }
         }
-        total
+        recent
     }
+}
+
+/// True when `e` (or what caused it) is a transient failure of the bus or
+/// of systemd's presence on it.
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<CallError>()
+            .is_some_and(CallError::is_transient)
+    })
 }
 
 impl Collector for SystemdCollector {
     type State = SystemdState;
     const NAME: &'static str = NAME;
+    /// The roots' `.service` files name units to look up (a feedback edge:
+    /// the runner collector reads the units' working directories).
+    const READS: &'static [&'static str] = &[super::runner::NAME];
     /// Without systemd, unit states are unknown: report none rather than
     /// stale ones.
     const ON_FAILURE: OnFailure = OnFailure::Clear;
@@ -451,87 +579,135 @@ impl Collector for SystemdCollector {
             &c.systemd,
             configured_units(settings),
             c.health.crashloop_window,
+            c.health.crashloop_clear_after,
+            c.runner_files.enabled,
         ))
     }
 
-    fn new(settings: &Settings, _: &Store, _: Mode) -> Self {
-        SystemdCollector::with_config(
-            settings.config.systemd.clone(),
-            settings.config.health.crashloop_window.get(),
-            configured_units(settings),
-        )
+    fn new(settings: &Settings, store: &Store, _: Mode) -> Self {
+        let roots = settings
+            .config
+            .runner_files
+            .enabled
+            .then(|| store.channel::<RunnerState>().map(|c| c.subscribe()))
+            .flatten();
+        SystemdCollector::with_config(settings, roots)
     }
 
     fn timeout(&self) -> Duration {
-        // Connecting, three match rules, Subscribe, the list, two lookups
-        // and the property reads each get the call timeout.
+        // Connecting, the owner check, three match rules, Subscribe, the
+        // list, lookups and the property reads each get the call timeout.
         self.config.call_timeout.get() * 10 + Duration::from_secs(5)
     }
 
     async fn wait(&mut self) {
-        if !self.healthy {
-            self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
-            tokio::time::sleep(self.backoff).await;
+        if self.holding_since.is_some() {
+            tokio::time::sleep(HOLD_RETRY).await;
             self.next = Next::Resync;
             return;
         }
-        self.backoff = Duration::ZERO;
-        let Some(bus) = self.bus.as_mut() else {
-            self.next = Next::Resync;
-            return;
-        };
-        if bus.is_stale() {
+        if !self.healthy {
+            tokio::time::sleep(RETRY).await;
             self.next = Next::Resync;
             return;
         }
         let resync_at = self.next_resync;
         let processes_at = self.next_processes;
-        tokio::select! {
-            r = bus.events.changed() => {
-                if r.is_ok() {
-                    // Let a burst (a restart changes several properties)
-                    // settle, then resync once for all of it.
-                    tokio::time::sleep(DEBOUNCE).await;
-                    bus.events.borrow_and_update();
-                }
+        let root_units = self.root_units.clone();
+        loop {
+            let Some(bus) = self.bus.as_mut() else {
                 self.next = Next::Resync;
+                return;
+            };
+            if bus.is_stale() {
+                self.next = Next::Resync;
+                return;
             }
-            _ = tokio::time::sleep_until(resync_at.into()) => self.next = Next::Resync,
-            _ = tokio::time::sleep_until(processes_at.into()), if processes_at < resync_at => {
-                self.next = Next::Processes;
+            let roots = async {
+                match &mut self.roots {
+                    Some(r) => r.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = bus.events.changed() => {
+                    if r.is_ok() {
+                        // Let a burst (a restart changes several properties)
+                        // settle, then resync once for all of it.
+                        tokio::time::sleep(DEBOUNCE).await;
+                        bus.events.borrow_and_update();
+                    }
+                    self.next = Next::Resync;
+                    return;
+                }
+                _ = tokio::time::sleep_until(resync_at.into()) => {
+                    self.next = Next::Resync;
+                    return;
+                }
+                _ = tokio::time::sleep_until(processes_at.into()), if processes_at < resync_at => {
+                    self.next = Next::Processes;
+                    return;
+                }
+                open = roots => {
+                    if !open {
+                        self.roots = None;
+                    }
+                    // A root names a unit not looked up yet.
+                    if self.current_root_units() != root_units {
+                        self.next = Next::Resync;
+                        return;
+                    }
+                }
             }
         }
     }
 
     async fn collect(&mut self) -> Result<Outcome<SystemdState>, Failure<SystemdState>> {
-        let prev = self.last.take();
         let was_healthy = std::mem::replace(&mut self.healthy, false);
         if !was_healthy {
             // After a failure or a cancelled run, start from a fresh
             // connection.
             self.bus = None;
         }
+        // Mid-reload: wait for its end (a bounded time) rather than read
+        // half-reloaded units.
+        if self.bus.as_ref().is_some_and(Bus::is_reloading) {
+            let since = *self.holding_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < self.config.reexec_grace.get() {
+                self.healthy = true;
+                return Ok(Outcome::Held);
+            }
+        }
         let bus_ok = self.bus.as_ref().is_some_and(|b| !b.is_stale());
-        let state = match &prev {
+        let state = match &self.last {
             Some(p) if self.next == Next::Processes && bus_ok => {
                 let mut s = p.clone();
                 self.procs.fill(&mut s.units).await;
                 self.next_processes = Instant::now() + PROCESS_REFRESH;
                 s
             }
-            _ => {
-                let configured = self.configured.clone();
-                match self.resync(&configured).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        self.bus = None;
-                        return Err(e.into());
+            _ => match self.resync().await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.bus = None;
+                    // A re-exec (or a restart of the bus) seen mid-call:
+                    // hold the last state for a bounded time.
+                    if self.last.is_some() && is_transient(&e) {
+                        let since = *self.holding_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() < self.config.reexec_grace.get() {
+                            tracing::debug!(error = %format!("{e:#}"), "systemd away for a moment; holding the last state");
+                            return Ok(Outcome::Held);
+                        }
                     }
+                    self.holding_since = None;
+                    self.last = None;
+                    return Err(e.into());
                 }
-            }
+            },
         };
         self.healthy = true;
-        self.last = Some(state.clone());
+        self.holding_since = None;
+        let prev = self.last.replace(state.clone());
         if prev.as_ref() == Some(&state) {
             Ok(Outcome::Unchanged)
         } else {
@@ -576,18 +752,44 @@ mod tests {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         let mut h = RestartHistory::default();
-        // The first observation is the baseline, not restarts.
-        assert_eq!(h.observe(at(0), 5, window), 0);
-        assert_eq!(h.observe(at(30), 6, window), 1);
-        assert_eq!(h.observe(at(60), 8, window), 3);
-        assert_eq!(h.observe(at(90), 8, window), 3);
+        // A stable unit's first observation is the baseline, not restarts.
+        assert_eq!(h.observe(at(0), 5, window, true), 0);
+        assert_eq!(h.observe(at(30), 6, window, false), 1);
+        assert_eq!(h.observe(at(60), 8, window, false), 3);
+        assert_eq!(h.observe(at(90), 8, window, false), 3);
+        assert_eq!(h.total, 8);
         // 15 minutes after the first increase, it leaves the window.
-        assert_eq!(h.observe(at(931), 8, window), 2);
-        assert_eq!(h.observe(at(961), 8, window), 0);
-        // A reset (explicit start) followed by new restarts.
-        assert_eq!(h.observe(at(1000), 0, window), 0);
-        assert_eq!(h.observe(at(1030), 2, window), 2);
-        assert!(h.samples.len() <= 4, "{:?}", h.samples);
+        assert_eq!(h.observe(at(931), 8, window, true), 2);
+        assert_eq!(h.observe(at(961), 8, window, true), 0);
+        // A reset (reset-failed, an explicit start) followed by new
+        // restarts: the total never goes down.
+        assert_eq!(h.observe(at(1000), 0, window, false), 0);
+        assert_eq!(h.total, 8);
+        assert_eq!(h.observe(at(1030), 2, window, false), 2);
+        assert_eq!(h.total, 10);
+        assert!(h.samples.len() <= 5, "{:?}", h.samples);
+    }
+
+    #[test]
+    fn a_loop_under_way_is_seen_at_the_first_observation() {
+        let window = Duration::from_secs(900);
+        let t0 = Instant::now();
+        let mut h = RestartHistory::default();
+        // Not stably active (auto-restart, or active for a few seconds):
+        // all of NRestarts counts, as a one-shot check needs.
+        assert_eq!(h.observe(t0, 5, window, false), 5);
+        assert_eq!(h.total, 5);
+        // The fix, then reset-failed and a restart: NRestarts drops to 0,
+        // the restarts before still count within the window (the health
+        // check clears the verdict once the unit stays active long
+        // enough), the total never decreases.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!(h.observe(later, 0, window, false), 5);
+        assert_eq!(h.total, 5);
+        assert_eq!(
+            h.observe(later + Duration::from_secs(900), 0, window, true),
+            0
+        );
     }
 
     #[test]
