@@ -5,7 +5,7 @@
 
 use crate::cli::Cli;
 use crate::collect::registry;
-use crate::health::{self, Report, Selector};
+use crate::health::{self, Format, Report, Selector};
 use crate::settings::Settings;
 use crate::timefmt::now_unix;
 use anyhow::{anyhow, bail, Context};
@@ -18,9 +18,14 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
-    /// Print the report as JSON.
+    /// Print the report as JSON (the same as --format json).
     #[arg(long)]
     pub json: bool,
+    /// How to print the report: text (a table), json, markdown (for a
+    /// step summary) or github (workflow commands: ::error:: per runner
+    /// that fails the gate).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
     /// Ask a running exporter instead of collecting here, e.g.
     /// http://runner-host:9101 (credentials as http://user:pass@host:9101).
     #[arg(long, value_name = "URL")]
@@ -173,13 +178,9 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
     runtime.shutdown_timeout(Duration::from_millis(200));
     match report {
         Ok(report) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print!("{}", health::render_text(&report, use_color()));
+            match if args.json { Format::Json } else { args.format } {
+                Format::Text => print!("{}", health::render_text(&report, use_color())),
+                format => print!("{}", health::render(&report, format)),
             }
             ExitCode::from(report.exit_code())
         }
@@ -197,6 +198,7 @@ mod tests {
     fn args() -> CheckArgs {
         CheckArgs {
             json: false,
+            format: Format::Text,
             url: None,
             runner: None,
             role: Some("primary".into()),

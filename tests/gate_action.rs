@@ -214,15 +214,6 @@ fn run_gate(primary: &str, secondary: &str, env: &[(&str, &str)]) -> Gate {
     }
 }
 
-/// True when the exporter has no `?format=markdown` yet (answers 400), so
-/// the gate shows its plain-text report in a code block.
-fn answers_400_to_markdown(host: &Host, role: &str) -> bool {
-    host.exporter
-        .get(&format!("/health?role={role}&format=markdown"))
-        .status
-        == 400
-}
-
 #[test]
 fn gate_picks_the_primary_fails_over_and_names_the_root_cause() {
     let primary = Host::start("primary");
@@ -247,13 +238,13 @@ fn gate_picks_the_primary_fails_over_and_names_the_root_cause() {
         gate.explain()
     );
     assert!(gate.summary.contains(RUNNER), "{}", gate.explain());
-    if answers_400_to_markdown(&primary, "primary") {
-        assert!(
-            gate.summary.contains("```text\nHEALTHY ("),
-            "an exporter without Markdown: its text report in a code block\n{}",
-            gate.explain()
-        );
-    }
+    // The exporter's own Markdown report (`/health?format=markdown`).
+    assert!(
+        gate.summary.contains("### ✅ HEALTHY (ok)")
+            && gate.summary.contains("| `service_active` | ok |"),
+        "the exporter's Markdown report in the summary\n{}",
+        gate.explain()
+    );
     assert!(!gate.stdout.contains("::error"), "{}", gate.explain());
 
     // (b) The primary's service stops: the secondary, within 30 s of the
@@ -423,9 +414,9 @@ fn an_exporter_that_never_answers_is_not_healthy_and_the_decision_stays_under_30
     );
 }
 
-/// A stand-in for an exporter that has `?format=markdown`: its Markdown
-/// goes into the step summary unchanged.
-fn markdown_exporter(markdown: &'static str) -> SocketAddr {
+/// A stand-in for an exporter: with `markdown`, one that has
+/// `?format=markdown`; without, an older one that answers 400 to it.
+fn markdown_exporter(markdown: Option<&'static str>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let addr = listener.local_addr().expect("its address");
     std::thread::spawn(move || {
@@ -434,10 +425,19 @@ fn markdown_exporter(markdown: &'static str) -> SocketAddr {
             if BufReader::new(&conn).read_line(&mut request).is_err() {
                 continue;
             }
-            let (kind, body) = if request.contains("format=markdown") {
-                ("text/markdown; charset=utf-8", markdown.to_string())
+            let (status, kind, body) = if request.contains("format=markdown") {
+                match markdown {
+                    Some(md) => ("200 OK", "text/markdown; charset=utf-8", md.to_string()),
+                    None => (
+                        "400 Bad Request",
+                        "text/plain; charset=utf-8",
+                        "unknown parameter \"format\": use runner, role or environment\n"
+                            .to_string(),
+                    ),
+                }
             } else {
                 (
+                    "200 OK",
                     "text/plain; charset=utf-8",
                     "HEALTHY (ok) at 2026-01-05T12:00:00.000Z\n\nrunner md-runner  role=primary  OK\n"
                         .to_string(),
@@ -445,7 +445,7 @@ fn markdown_exporter(markdown: &'static str) -> SocketAddr {
             };
             let _ = write!(
                 conn,
-                "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
@@ -456,12 +456,24 @@ fn markdown_exporter(markdown: &'static str) -> SocketAddr {
 #[test]
 fn the_exporters_markdown_report_goes_into_the_summary() {
     const MD: &str = "| Check | Status |\n|---|---|\n| service_active | ok |\n";
-    let addr = markdown_exporter(MD);
+    let addr = markdown_exporter(Some(MD));
     let gate = run_gate(&format!("http://{addr}"), "", &[]);
     assert_eq!(gate.code, 0, "{}", gate.explain());
     assert_eq!(gate.output("role"), "primary");
     assert!(gate.summary.contains(MD), "{}", gate.explain());
     assert!(!gate.summary.contains("```text"), "{}", gate.explain());
+}
+
+#[test]
+fn an_exporter_without_markdown_gets_its_text_report_in_a_code_block() {
+    let addr = markdown_exporter(None);
+    let gate = run_gate(&format!("http://{addr}"), "", &[]);
+    assert_eq!(gate.code, 0, "{}", gate.explain());
+    assert!(
+        gate.summary.contains("```text\nHEALTHY (ok)"),
+        "{}",
+        gate.explain()
+    );
 }
 
 #[test]
