@@ -427,3 +427,45 @@ fn the_exporter_unable_to_read_the_runner_says_so() {
         Some("fail")
     );
 }
+
+#[test]
+fn check_and_health_speak_markdown_and_workflow_commands() {
+    let env = Env::healthy();
+    env.systemd.stop_unit(UNIT);
+    let config = env.config("");
+    let e = env.start(&config);
+    wait_health(&e, Some("service_stopped"));
+    // The step summary of a deploy workflow: the table and the runbook.
+    let r = e.get("/health?role=primary&format=markdown");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/markdown; charset=utf-8")
+    );
+    let md = r.body();
+    assert!(md.contains("| `service_active` | **fail** |"), "{md}");
+    assert!(md.contains("**Diagnosis: Service stopped**"), "{md}");
+    assert!(md.contains("service-stopped.md)"), "{md}");
+    // Workflow commands, from the daemon and from the one-shot check.
+    let r = e.get("/health?role=primary&format=github");
+    assert_eq!(r.status, 503);
+    let line = r.body();
+    assert!(
+        line.starts_with("::error title=Runner linux_runner::Service stopped: "),
+        "{line}"
+    );
+    let vars = env.env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cfg = format!("--config.file={}", config.display());
+    for format in ["github", "markdown"] {
+        let out = testkit::process::run(BIN, &["check", "--format", format, &cfg], &vars);
+        assert_eq!(out.status.code(), Some(2), "{format}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Service stopped"), "{format}: {text}");
+        assert!(text.contains("service-stopped.md"), "{format}: {text}");
+    }
+    // An unknown format is a clear 400.
+    let r = e.get("/health?format=yaml");
+    assert_eq!(r.status, 400);
+    assert!(r.body().contains("unknown format"), "{}", r.body());
+}
