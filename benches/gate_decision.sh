@@ -3,7 +3,7 @@
 # runner's unit stopping to the gate's answer "secondary", over N runs.
 #
 # Runs the failover test of tests/gate_action.rs (two real exporters, each
-# with its runner's unit on its own fake systemd bus) with
+# with its runner's unit on its own real systemd manager) with
 # RHE_GATE_DECISION_RUNS=N: each run starts the primary's unit, waits until
 # its exporter sees it active, stops it and runs the gate (default timeout
 # 5 s, retries 2, delay 2 s) until it answers, then reports median and

@@ -1,7 +1,9 @@
 //! The deploy gate (`action/gate.sh`, the logic of the composite action in
 //! `action.yml`) run as a process against two real exporters, one per
 //! role, each with its own runner root and its runner's unit on its own
-//! systemd bus: it picks the primary, fails over to the secondary when the
+//! real systemd manager (`testkit::SystemdManager`: Debian's systemd in a
+//! namespace of its own; needs root): it picks the primary, fails over to
+//! the secondary when the
 //! primary's service stops, and fails naming the root cause and its
 //! runbook when both are down. Also: an exporter that never answers is not
 //! healthy and the decision still comes within 30 s; the exporter's
@@ -20,7 +22,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use testkit::{copy_dir, Exporter, FakeSystemd, Unit};
+use testkit::{copy_dir, Exporter, RunnerOptions, SystemdManager};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-health-exporter");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -28,12 +30,12 @@ const UNIT: &str = "actions.runner.acme-app.linux_runner.service";
 const RUNNER: &str = "linux_runner";
 const SERVICE_STOPPED_RUNBOOK: &str = "/docs/runbooks/service-stopped.md";
 
-/// One runner host: a runner root, its unit on a systemd bus, and the
-/// exporter watching it with the runner's role.
+/// One runner host: a runner root, its unit on a real systemd manager,
+/// and the exporter watching it with the runner's role.
 struct Host {
-    _dir: tempfile::TempDir,
-    systemd: FakeSystemd,
     exporter: Exporter,
+    systemd: SystemdManager,
+    _dir: tempfile::TempDir,
 }
 
 impl Host {
@@ -53,9 +55,20 @@ impl Host {
         std::fs::write(&log, idle.join("\n") + "\n").expect("write the runner log");
         std::fs::remove_file(root.join("_diag/Worker_20260105-112000-utc.log"))
             .expect("remove the fixture's worker log");
-        let systemd = FakeSystemd::start([Unit::running(UNIT).with_working_directory(&root)]);
+        // The runner's unit, as `svc.sh install` and `svc.sh start` leave
+        // it: its runsvc.sh stand-in runs a listener and logs `Listening
+        // for Jobs`; the fixture's .runner stays.
+        let systemd = SystemdManager::start().unwrap_or_else(|e| {
+            panic!("a real systemd --user must start (root, scripts/install-test-deps.sh): {e}")
+        });
+        systemd
+            .runner_unit_with(UNIT, &root, &RunnerOptions::default())
+            .expect("install the runner's unit");
+        systemd.daemon_reload().expect("daemon-reload");
+        systemd.enable(UNIT).expect("enable the runner's unit");
+        systemd.start_unit(UNIT).expect("start the runner's unit");
         // The machine's own disk and memory must not decide the verdict;
-        // GitHub is not asked (its checks are unknown, which never fails).
+        // GitHub is not asked (its check is skipped, which colours nothing).
         let config = dir.path().join("config.toml");
         std::fs::write(
             &config,
@@ -76,9 +89,9 @@ impl Host {
             &[("DBUS_SYSTEM_BUS_ADDRESS", &systemd.address())],
         );
         let host = Host {
-            _dir: dir,
-            systemd,
             exporter,
+            systemd,
+            _dir: dir,
         };
         host.wait_service(role, "ok");
         host
@@ -110,15 +123,13 @@ impl Host {
     }
 }
 
-/// Stops the runner's service on `host`, as `systemctl stop` would. The
-/// unit lives on the fake systemd today; running the gate against a real
-/// systemd manager changes this function (and `start_runner_service`) only.
+/// Stops the runner's service on `host`: `systemctl stop`.
 fn stop_runner_service(host: &Host) {
-    host.systemd.stop_unit(UNIT);
+    host.systemd.stop_unit(UNIT).expect("systemctl stop");
 }
 
 fn start_runner_service(host: &Host) {
-    host.systemd.start_unit(UNIT);
+    host.systemd.start_unit(UNIT).expect("systemctl start");
 }
 
 /// What one run of the gate left behind.
