@@ -7,6 +7,7 @@
 
 use super::github::GithubCollector;
 use super::host::HostCollector;
+use super::queue::QueueCollector;
 use super::runner::RunnerCollector;
 use super::systemd::SystemdCollector;
 use super::{Collector, Mode};
@@ -75,11 +76,12 @@ impl Entry {
 
 /// Every collector, in dependency order: each reads only sections of
 /// collectors listed before it.
-pub static COLLECTORS: [Entry; 4] = [
+pub static COLLECTORS: [Entry; 5] = [
     Entry::of::<HostCollector>(),
     Entry::of::<SystemdCollector>(),
     Entry::of::<RunnerCollector>(),
     Entry::of::<GithubCollector>(),
+    Entry::of::<QueueCollector>(),
 ];
 
 /// A store with one section per collector, enabled as `settings` say.
