@@ -138,6 +138,15 @@ cause_table! {
         summary: "some of the exporter's data is stale, so part of the picture is unknown",
         fix: "check github_runner_exporter_collector_success and the exporter's log",
     },
+    /// A job has waited for a runner longer than `[health] max_queue_wait`
+    /// (the queue section of a report; never a runner's diagnosis).
+    JobQueued => {
+        id: "job_queued",
+        title: "Job waiting for a runner",
+        runbook: "job-queued-too-long",
+        summary: "a job has waited longer than the configured maximum for a runner with all of its labels",
+        fix: "per label set: register or relabel a runner (no runner has the labels), bring the offline runners back, or add capacity (all busy); see the runbook",
+    },
 }
 
 impl Cause {
