@@ -343,14 +343,7 @@ fn picked_up(by: i64) -> (Vec<Value>, Vec<Value>) {
     ci[1]["status"] = json!("in_progress");
     ci[1]["runner_id"] = json!(99);
     ci[1]["runner_name"] = json!("gpu-1");
-    let mut deploy = scenario::items("run-20711000101-jobs.json", "jobs", by);
-    let created = secs(&deploy[0]["created_at"]);
-    deploy[0]["status"] = json!("completed");
-    deploy[0]["conclusion"] = json!("success");
-    deploy[0]["started_at"] = stamp(created + 60);
-    deploy[0]["completed_at"] = stamp(created + 310);
-    deploy[0]["runner_id"] = json!(23);
-    deploy[0]["runner_name"] = json!("linux_runner");
+    let deploy = scenario::completed_deploy(by, 60, 250);
     (ci, deploy)
 }
 

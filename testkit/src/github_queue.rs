@@ -33,7 +33,8 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-fn parse(s: &str) -> Option<i64> {
+/// Seconds since the epoch of `YYYY-MM-DDThh:mm:ssZ`.
+pub fn seconds(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 20 || b[4] != b'-' || b[10] != b'T' || b[19] != b'Z' {
         return None;
@@ -52,7 +53,8 @@ fn parse(s: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + se)
 }
 
-fn format(t: i64) -> String {
+/// `YYYY-MM-DDThh:mm:ssZ` of seconds since the epoch.
+pub fn stamp(t: i64) -> String {
     let days = t.div_euclid(86_400);
     let sod = t.rem_euclid(86_400);
     let z = days + 719_468;
@@ -76,8 +78,8 @@ fn format(t: i64) -> String {
 pub fn shift(v: &mut Value, by: i64) {
     match v {
         Value::String(s) => {
-            if let Some(t) = parse(s) {
-                *s = format(t + by);
+            if let Some(t) = seconds(s) {
+                *s = stamp(t + by);
             }
         }
         Value::Array(a) => a.iter_mut().for_each(|x| shift(x, by)),
@@ -104,15 +106,44 @@ pub fn serve_queued(fake: &FakeGithub) -> i64 {
     by
 }
 
+/// The Deploy run's job (`deploy-production`) picked up by linux_runner
+/// `queue` seconds after it was created and completed with success `run`
+/// seconds later, with the times moved by `by` as [`serve_queued`] does.
+pub fn completed_deploy(by: i64, queue: i64, run: i64) -> Vec<Value> {
+    let mut jobs = items("run-20711000101-jobs.json", "jobs", by);
+    for j in &mut jobs {
+        let created = j["created_at"].as_str().and_then(seconds).unwrap_or(0);
+        j["status"] = "completed".into();
+        j["conclusion"] = "success".into();
+        j["started_at"] = stamp(created + queue).into();
+        j["completed_at"] = stamp(created + queue + run).into();
+        j["runner_id"] = 23.into();
+        j["runner_name"] = "linux_runner".into();
+        j["runner_group_id"] = 1.into();
+        j["runner_group_name"] = "Default".into();
+    }
+    jobs
+}
+
+/// Completes the Deploy run: its job as [`completed_deploy`], the run
+/// `completed` (it leaves the queued list).
+pub fn complete_deploy(fake: &FakeGithub, by: i64, queue: i64, run: i64) {
+    fake.set_jobs(DEPLOY_RUN, completed_deploy(by, queue, run));
+    fake.update_run(REPO, DEPLOY_RUN, |r| {
+        r["status"] = "completed".into();
+        r["conclusion"] = "success".into();
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn times_move_and_format_back() {
-        assert_eq!(parse("2026-01-05T12:00:00Z"), Some(REFERENCE));
-        assert_eq!(format(REFERENCE), "2026-01-05T12:00:00Z");
-        assert_eq!(format(REFERENCE + 86_400 * 60 + 1), "2026-03-06T12:00:01Z");
+        assert_eq!(seconds("2026-01-05T12:00:00Z"), Some(REFERENCE));
+        assert_eq!(stamp(REFERENCE), "2026-01-05T12:00:00Z");
+        assert_eq!(stamp(REFERENCE + 86_400 * 60 + 1), "2026-03-06T12:00:01Z");
         let mut v = serde_json::json!({"a": ["2026-01-05T11:52:14Z", "x"], "b": 3});
         shift(&mut v, 466);
         assert_eq!(v["a"][0], "2026-01-05T12:00:00Z");
