@@ -1006,11 +1006,7 @@ mod tests {
         }
         let mut deploy = scenario::items("run-20711000101-jobs.json", "jobs", by);
         let created = api::parse_time(deploy[0]["created_at"].as_str().unwrap()).unwrap() as i64;
-        let stamp = |t: i64| {
-            let mut v = json!("2026-01-05T12:00:00Z");
-            scenario::shift(&mut v, t - scenario::REFERENCE);
-            v
-        };
+        let stamp = |t: i64| json!(scenario::stamp(t));
         deploy[0]["status"] = json!("completed");
         deploy[0]["conclusion"] = json!("success");
         deploy[0]["started_at"] = stamp(created + 60);

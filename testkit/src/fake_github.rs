@@ -422,7 +422,10 @@ impl State {
                         .rsplit('/')
                         .next()
                         .unwrap_or("");
-                    file == *workflow || r["workflow_id"].to_string() == *workflow
+                    file == *workflow
+                        || workflow
+                            .parse::<u64>()
+                            .is_ok_and(|id| r["workflow_id"] == json!(id))
                 };
                 if !runs.iter().any(|r| of_workflow(&r)) {
                     return Answer::message(404, "Not Found");
