@@ -1111,6 +1111,52 @@ mod tests {
         assert_eq!(m, n, "not asked again within 15 minutes");
     }
 
+    #[tokio::test]
+    async fn rate_limits_hold_the_queue_as_they_hold_the_runner_poll() {
+        let fake = FakeGithub::start();
+        fake.set_runners(REPO, official_runners());
+        scenario::serve_queued(&fake);
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, store) = store(
+            config(&fake, dir.path()),
+            vec![root(23, "https://github.com/acme/app")],
+        );
+        let mut c = QueueCollector::new(&settings, &store, Mode::Daemon);
+        // Exhausted: nothing until the window resets, 300 s from now.
+        fake.fail(testkit::Failure::RateLimitExhausted { reset_in: 300 });
+        let err = run_once(&mut c, &store).await.expect("a failure");
+        assert!(err.contains("rate limit"), "{err}");
+        let s = state(&store);
+        assert!(
+            (299.0..=302.0).contains(&s.interval_seconds),
+            "{}",
+            s.interval_seconds
+        );
+        assert_eq!(s.api.backoff_seconds, s.interval_seconds);
+        assert_eq!(
+            s.api
+                .errors
+                .get(crate::snapshot::ApiErrorReason::RateLimited),
+            1
+        );
+        assert!(c.holding, "no rematch or early poll while held");
+        assert_eq!(fake.request_count(), 1, "the first refusal stops the poll");
+        // A secondary limit with retry-after: exactly that long.
+        fake.fail(testkit::Failure::TooManyRequests {
+            retry_after: Some(90),
+        });
+        assert!(run_once(&mut c, &store).await.is_some());
+        assert_eq!(state(&store).interval_seconds, 90.0);
+        // Under the reserve after a success: stretched to the reset.
+        fake.clear_failure();
+        let reset = scenario::now() as u64 + 1200;
+        fake.set_rate_limit(5000, 100, reset);
+        assert_eq!(run_once(&mut c, &store).await, None);
+        let s = state(&store);
+        assert!(s.interval_seconds > 1100.0, "{}", s.interval_seconds);
+        assert!(c.holding);
+    }
+
     /// Simulation for docs/BENCHMARKS.md: requests per poll and per hour
     /// for 1, 10 and 100 watched repositories, each with the scenario's
     /// two queued runs, and one deploy workflow.
