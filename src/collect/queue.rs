@@ -1111,6 +1111,52 @@ mod tests {
         assert_eq!(m, n, "not asked again within 15 minutes");
     }
 
+    #[test]
+    fn queue_settings_restart_the_queue_collector_alone() {
+        use crate::collect::github::GithubCollector;
+        let with = |f: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            c.github.scope = Some(Scope::SelfScope);
+            f(&mut c);
+            Settings::with_token(c, None)
+        };
+        let base = with(&|_| {});
+        let budget = with(&|c| c.github.queue.budget_share = crate::config::Ratio(0.1));
+        let workflows = with(&|c| c.jobs.workflows = vec!["deploy.yml".into()]);
+        let timeout = with(&|c| c.github.request_timeout = crate::duration::Dur::secs(3));
+        for changed in [&budget, &workflows] {
+            assert_eq!(
+                GithubCollector::config_key(&base),
+                GithubCollector::config_key(changed)
+            );
+            assert_ne!(
+                QueueCollector::config_key(&base),
+                QueueCollector::config_key(changed)
+            );
+        }
+        // The connection settings are both collectors'.
+        assert_ne!(
+            GithubCollector::config_key(&base),
+            GithubCollector::config_key(&timeout)
+        );
+        assert_ne!(
+            QueueCollector::config_key(&base),
+            QueueCollector::config_key(&timeout)
+        );
+        // Self scope watches by default; fleet scope only what is listed;
+        // [] turns it off.
+        assert!(enabled(&base));
+        assert!(!enabled(&with(&|c| c.github.scope = Some(Scope::Fleet))));
+        assert!(enabled(&with(&|c| {
+            c.github.scope = Some(Scope::Fleet);
+            c.github.queue.repositories = Some(vec!["a/b".into()]);
+        })));
+        assert!(!enabled(&with(
+            &|c| c.github.queue.repositories = Some(Vec::new())
+        )));
+        assert!(!enabled(&Settings::default()), "no credentials, no GitHub");
+    }
+
     #[tokio::test]
     async fn rate_limits_hold_the_queue_as_they_hold_the_runner_poll() {
         let fake = FakeGithub::start();
