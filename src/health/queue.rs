@@ -322,3 +322,139 @@ pub fn render(q: &QueueReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Scope};
+    use crate::settings::Settings;
+    use crate::snapshot::{WaitingJob, OTHER_LABEL_SET};
+    use std::sync::Arc;
+
+    fn snapshot(state: Option<QueueState>, max_wait: u64) -> Snapshot {
+        let mut c = Config::default();
+        c.github.scope = Some(Scope::Fleet);
+        c.github.queue.repositories = Some(vec!["acme/app".into()]);
+        c.health.max_queue_wait = crate::duration::Dur::secs(max_wait);
+        let settings = Arc::new(Settings::with_token(c, None));
+        let mut s = crate::collect::registry::empty_snapshot(settings);
+        if let Some(q) = state {
+            s.set(crate::collect::queue::NAME, q);
+        }
+        s
+    }
+
+    fn state() -> QueueState {
+        let mut q = QueueState::new(vec!["acme/app".into()], true);
+        q.polled_at = Some((0.0, std::time::Instant::now()));
+        q.interval_seconds = 60.0;
+        q.label_sets = vec![
+            LabelSetState {
+                labels: "gpu,self-hosted".into(),
+                queued: 2,
+                oldest_wait: Some(400.0),
+                runners: Some((0, 0)),
+                reason: Some(WaitReason::NoRunner),
+                nearest: vec![NearRunner {
+                    name: "r1".into(),
+                    online: true,
+                    busy: false,
+                    missing: vec!["gpu".into()],
+                }],
+            },
+            LabelSetState {
+                labels: "linux,self-hosted".into(),
+                queued: 0,
+                oldest_wait: None,
+                runners: Some((1, 1)),
+                reason: None,
+                nearest: Vec::new(),
+            },
+            LabelSetState {
+                labels: OTHER_LABEL_SET.into(),
+                queued: 1,
+                oldest_wait: Some(30.0),
+                runners: None,
+                reason: None,
+                nearest: Vec::new(),
+            },
+        ];
+        q.waiting = vec![WaitingJob {
+            repository: "acme/app".into(),
+            workflow: "ci.yml".into(),
+            name: "cuda".into(),
+            labels: "gpu,self-hosted".into(),
+            wait: 400.0,
+            url: "https://github.com/acme/app/actions/runs/1/job/2".into(),
+        }];
+        q
+    }
+
+    #[test]
+    fn a_wait_past_the_maximum_names_the_set_why_and_the_closest_runner() {
+        let r = report(&snapshot(Some(state()), 300)).expect("the queue is watched");
+        assert_eq!(r.status, QueueStatus::Waiting);
+        assert_eq!(r.queued_jobs, 3);
+        assert_eq!(r.runners_known, "fleet");
+        let names: Vec<&str> = r.label_sets.iter().map(|s| s.labels.as_str()).collect();
+        assert_eq!(
+            names,
+            ["gpu,self-hosted", OTHER_LABEL_SET],
+            "sets with queued jobs, oldest first"
+        );
+        let gpu = &r.label_sets[0];
+        assert!(gpu.over_max_wait && !r.label_sets[1].over_max_wait);
+        assert_eq!(gpu.reason.as_deref(), Some("no_runner"));
+        assert_eq!(
+            gpu.explanation,
+            "no runner has all of these labels; closest: r1 (online, idle) lacks gpu"
+        );
+        assert!(gpu.runbook.ends_with("/no-online-runner-for-labels.md"));
+        assert_eq!(gpu.jobs[0].job, "cuda");
+        assert_eq!(
+            r.diagnosis.as_ref().map(|d| d.cause),
+            Some(Cause::JobQueued)
+        );
+        let text = render(&r);
+        assert!(
+            text.starts_with("Queue (acme/app): 3 jobs waiting for a runner, the oldest for 6m4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  gpu,self-hosted: 2 jobs, waiting up to 6m4"),
+            "{text}"
+        );
+        assert!(text.contains("    acme/app ci.yml / cuda (6m4"), "{text}");
+        assert!(
+            !text.contains(OTHER_LABEL_SET),
+            "under the maximum: not listed\n{text}"
+        );
+    }
+
+    #[test]
+    fn under_the_maximum_stale_or_disabled() {
+        let r = report(&snapshot(Some(state()), 600)).unwrap();
+        assert_eq!(r.status, QueueStatus::Ok);
+        assert!(r.diagnosis.is_none());
+        assert_eq!(
+            render(&r),
+            "Queue (acme/app): 3 jobs waiting for a runner, the oldest for 6m40s (max_queue_wait 10m)\n"
+        );
+        // Silent for longer than stale_intervals (3) of its interval.
+        let mut old = state();
+        old.polled_at = std::time::Instant::now()
+            .checked_sub(std::time::Duration::from_secs(200))
+            .map(|at| (0.0, at));
+        let r = report(&snapshot(Some(old), 300)).unwrap();
+        assert_eq!(r.status, QueueStatus::Unknown);
+        assert!(render(&r).starts_with("Queue (acme/app): unknown: no queue poll for 3m"));
+        let r = report(&snapshot(None, 300)).unwrap();
+        assert_eq!(r.status, QueueStatus::Unknown);
+        assert_eq!(r.error.as_deref(), Some("no data yet"));
+        // Not watched: no section at all.
+        let mut c = Config::default();
+        c.github.scope = Some(Scope::Fleet);
+        let s = crate::collect::registry::empty_snapshot(Arc::new(Settings::with_token(c, None)));
+        assert!(report(&s).is_none());
+    }
+}
