@@ -737,7 +737,14 @@ impl Collector for QueueCollector {
     }
 
     fn timeout(&self) -> Duration {
-        (self.github.request_timeout.get() * (self.last_requests + 4)).max(Duration::from_secs(60))
+        // Each request has its own timeout; this only bounds a poll of
+        // many requests that are each slow but in time (at least five per
+        // repository: two run lists, a job list, a workflow list...).
+        let requests = self
+            .last_requests
+            .max(5 * u32::try_from(self.targets.len()).unwrap_or(u32::MAX / 8));
+        (self.github.request_timeout.get() * requests.saturating_add(4))
+            .max(Duration::from_secs(60))
     }
 
     async fn wait(&mut self) {

@@ -173,6 +173,12 @@ pub fn report(snap: &Snapshot) -> Option<QueueReport> {
         return Some(r);
     };
     r.repositories = q.repositories.clone();
+    if q.repositories.is_empty() {
+        r.error.get_or_insert_with(|| {
+            "no repository to watch: the local runners are registered to an organization or enterprise, which names none; list them in [github.queue] repositories".to_string()
+        });
+        return Some(r);
+    }
     let Some(since) = q.since_poll() else {
         r.error.get_or_insert_with(|| "no poll yet".to_string());
         return Some(r);
@@ -451,6 +457,16 @@ mod tests {
         let r = report(&snapshot(None, 300)).unwrap();
         assert_eq!(r.status, QueueStatus::Unknown);
         assert_eq!(r.error.as_deref(), Some("no data yet"));
+        // Watched, but self scope found no repository to watch.
+        let mut none = state();
+        none.repositories.clear();
+        let r = report(&snapshot(Some(none), 300)).unwrap();
+        assert_eq!(r.status, QueueStatus::Unknown);
+        assert!(
+            render(&r).contains("no repository to watch"),
+            "{}",
+            render(&r)
+        );
         // Not watched: no section at all.
         let mut c = Config::default();
         c.github.scope = Some(Scope::Fleet);
