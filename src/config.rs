@@ -28,6 +28,7 @@ pub struct Config {
     #[serde(rename = "runner", skip_serializing_if = "Vec::is_empty")]
     pub runners: Vec<RunnerConfig>,
     pub github: GithubConfig,
+    pub jobs: JobsConfig,
     pub health: HealthConfig,
 }
 
@@ -244,6 +245,8 @@ pub struct GithubConfig {
     pub enterprises: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app: Option<GithubAppConfig>,
+    /// `[github.queue]`: jobs waiting for a runner.
+    pub queue: QueueConfig,
 }
 
 impl Default for GithubConfig {
@@ -260,8 +263,77 @@ impl Default for GithubConfig {
             organizations: Vec::new(),
             enterprises: Vec::new(),
             app: None,
+            queue: QueueConfig::default(),
         }
     }
+}
+
+/// Most label sets exported by name; the rest are summed under
+/// `labels="(other)"`.
+pub const MAX_LABEL_SETS_LIMIT: usize = 200;
+/// Most workflows in `[jobs] workflows`.
+pub const MAX_WORKFLOWS: usize = 20;
+
+/// `[github.queue]`: where and how often to look for jobs waiting for a
+/// runner.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// `owner/repo` entries whose queued and in-progress workflow runs are
+    /// watched. Unset: in `self` scope the repositories of the local
+    /// runners, otherwise none. `[]` turns the queue off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<String>>,
+    /// Share of the token's hourly rate limit the queue may spend.
+    pub budget_share: Ratio,
+    /// Shortest time between two polls; the budget may stretch it.
+    pub poll_interval: Dur,
+    /// Label sets exported by name at most; the others are summed under
+    /// `labels="(other)"`.
+    pub max_label_sets: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            repositories: None,
+            budget_share: Ratio(0.2),
+            poll_interval: Dur::secs(60),
+            max_label_sets: 20,
+        }
+    }
+}
+
+/// `[jobs]`: the workflows whose job results and durations are counted
+/// (deploy SLOs).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Workflow file names (`deploy.yml`; `.github/workflows/deploy.yml`
+    /// is accepted), at most [`MAX_WORKFLOWS`].
+    pub workflows: Vec<String>,
+}
+
+impl JobsConfig {
+    /// The workflow file names, without a `.github/workflows/` prefix,
+    /// deduplicated, in the order given.
+    pub fn workflow_files(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for w in &self.workflows {
+            let f = workflow_file(w).to_string();
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        out
+    }
+}
+
+/// The file name of a workflow path: `.github/workflows/deploy.yml@main`
+/// and `deploy.yml` both give `deploy.yml`.
+pub fn workflow_file(path: &str) -> &str {
+    let path = path.split('@').next().unwrap_or(path);
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -307,6 +379,18 @@ pub struct HealthConfig {
     pub job_duration_p95_max: Dur,
     /// Alert when the work filesystem will be full within this horizon.
     pub disk_fill_horizon: Dur,
+    /// A job waiting longer than this for a runner is reported by `check`
+    /// and `/health` (the `queue` section) and alerted on.
+    pub max_queue_wait: Dur,
+    /// Deploy SLO over `deploy_slo_window`: alert when fewer than this
+    /// share of the `[jobs] workflows` jobs succeed...
+    pub deploy_success_ratio_min: Ratio,
+    /// ...and at least this many of them ran.
+    pub deploy_min_jobs: u32,
+    /// Deploy SLO: alert when their 95th percentile duration exceeds this.
+    pub deploy_duration_p95_max: Dur,
+    /// The window of the deploy SLO rules.
+    pub deploy_slo_window: Dur,
     /// Where runbook links of checks and alerts point (a page per failure
     /// mode, `<base>/<mode>.md`).
     pub runbook_base_url: String,
@@ -329,6 +413,11 @@ impl Default for HealthConfig {
             job_success_min_jobs: 5,
             job_duration_p95_max: Dur::secs(600),
             disk_fill_horizon: Dur::secs(4 * 3600),
+            max_queue_wait: Dur::secs(5 * 60),
+            deploy_success_ratio_min: Ratio(0.95),
+            deploy_min_jobs: 3,
+            deploy_duration_p95_max: Dur::secs(600),
+            deploy_slo_window: Dur::secs(86_400),
             runbook_base_url: DEFAULT_RUNBOOK_BASE.to_string(),
         }
     }
@@ -526,13 +615,59 @@ impl Config {
             ));
         }
         for r in &g.repositories {
-            let ok = r
-                .split_once('/')
-                .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'));
-            if !ok {
+            if !is_owner_repo(r) {
                 return Err((
                     "github.repositories".into(),
                     format!("{r:?} is not of the form owner/repo"),
+                ));
+            }
+        }
+        let q = &g.queue;
+        for r in q.repositories.iter().flatten() {
+            if !is_owner_repo(r) {
+                return Err((
+                    "github.queue.repositories".into(),
+                    format!("{r:?} is not of the form owner/repo"),
+                ));
+            }
+        }
+        if q.budget_share.0 <= 0.0 {
+            return Err((
+                "github.queue.budget_share".into(),
+                "must be above 0 (set github.queue.repositories = [] to turn the queue off)".into(),
+            ));
+        }
+        if !(1..=MAX_LABEL_SETS_LIMIT).contains(&q.max_label_sets) {
+            return Err((
+                "github.queue.max_label_sets".into(),
+                format!(
+                    "must be between 1 and {MAX_LABEL_SETS_LIMIT}, got {}",
+                    q.max_label_sets
+                ),
+            ));
+        }
+        let w = &self.jobs.workflows;
+        if w.len() > MAX_WORKFLOWS {
+            return Err((
+                "jobs.workflows".into(),
+                format!("at most {MAX_WORKFLOWS} workflows, got {}", w.len()),
+            ));
+        }
+        for f in w {
+            let name = workflow_file(f);
+            let ok = (name.ends_with(".yml") || name.ends_with(".yaml"))
+                && name.len() > 4
+                && (f == name || f.starts_with(".github/workflows/"))
+                && !f.contains('@')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !ok {
+                return Err((
+                    "jobs.workflows".into(),
+                    format!(
+                        "{f:?} is not a workflow file name like \"deploy.yml\" (or \".github/workflows/deploy.yml\")"
+                    ),
                 ));
             }
         }
@@ -543,6 +678,12 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
     }
+}
+
+/// `owner/repo`, both parts non-empty.
+fn is_owner_repo(r: &str) -> bool {
+    r.split_once('/')
+        .is_some_and(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
 }
 
 /// How the config file was named on the command line.
@@ -654,6 +795,50 @@ mod tests {
     }
 
     #[test]
+    fn queue_and_workflow_keys_are_checked_with_their_line() {
+        let text = "[github]\n[github.queue]\nrepositories = [\"acme\"]\n";
+        let e = parse(text, "c").unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("github.queue.repositories", 3),
+            "{e}"
+        );
+        let e = parse("[github.queue]\nbudget_share = 1.5\n", "c").unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("github.queue.budget_share", 2),
+            "{e}"
+        );
+        let e = parse("[github.queue]\nbudget_share = 0.0\n", "c").unwrap_err();
+        assert_eq!(e.key, "github.queue.budget_share", "{e}");
+        let e = parse("[github.queue]\nmax_label_sets = 0\n", "c").unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("github.queue.max_label_sets", 2),
+            "{e}"
+        );
+        let e = parse("[github.queue]\nbogus = 1\n", "c").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = parse("[jobs]\nworkflows = [\"deploy\"]\n", "c").unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("jobs.workflows", 2), "{e}");
+        let many: Vec<String> = (0..21).map(|i| format!("\"w{i}.yml\"")).collect();
+        let e = parse(&format!("[jobs]\nworkflows = [{}]\n", many.join(",")), "c").unwrap_err();
+        assert!(e.message.contains("at most 20"), "{e}");
+        let c = parse(
+            "[jobs]\nworkflows = [\"deploy.yml\", \".github/workflows/deploy.yml\", \"release.yaml\"]\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(c.jobs.workflow_files(), ["deploy.yml", "release.yaml"]);
+        assert_eq!(
+            workflow_file(".github/workflows/build.yml@main"),
+            "build.yml"
+        );
+        let c = parse("[github.queue]\nrepositories = []\n", "c").unwrap();
+        assert_eq!(c.github.queue.repositories, Some(Vec::new()));
+    }
+
+    #[test]
     fn mount_exclusions_match_whole_components() {
         let h = HostConfig::default();
         assert!(!h.includes("/proc", "ext4"));
@@ -714,6 +899,7 @@ mod example_tests {
             private_key_file: "x".into(),
             installation_id: Some(1),
         });
+        config.github.queue.repositories = Some(vec!["x/y".into()]);
         config.runners.push(RunnerConfig {
             root: Some("/x".into()),
             unit: Some("x".into()),

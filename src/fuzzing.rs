@@ -392,6 +392,59 @@ const STATUSES: [u16; 12] = [200, 201, 204, 304, 400, 401, 403, 404, 418, 429, 5
 /// runner is registered under its id and name; a failure is `malformed`;
 /// an error message never holds the token or a control character (it is
 /// logged and shown by `/health`); a `next` link is one the header named.
+/// The queue collector's payloads (workflow runs, jobs) in the same
+/// answer: whatever parses gives sane times, label sets and aggregates.
+fn queue_payloads(reply: &Reply) {
+    use crate::collect::queue::api::{parse_time, JobList, RunList};
+    use crate::collect::queue::labels::{aggregate, ActiveJob, LabelSet};
+    if let Ok(list) = reply.json::<RunList>() {
+        for r in &list.workflow_runs {
+            let f = r.workflow_file();
+            assert!(!f.contains('/') && !f.contains('@'), "{f:?}");
+            if let Some(t) = r.updated_at.as_deref() {
+                let _ = parse_time(t);
+            }
+        }
+    }
+    let Ok(list) = reply.json::<JobList>() else {
+        return;
+    };
+    let mut active = Vec::new();
+    for j in &list.jobs {
+        if let Some(q) = j.queue_time() {
+            assert!(q > 0.0, "{j:?}");
+        }
+        if let Some(d) = j.duration() {
+            assert!(d >= 0.0, "{j:?}");
+        }
+        let set = LabelSet::of(&j.labels);
+        let key = set.key();
+        assert_eq!(key, key.to_lowercase());
+        assert!(set.labels().windows(2).all(|w| w[0] < w[1]), "{key:?}");
+        active.push(ActiveJob {
+            repository: "octo/hello".into(),
+            workflow: "ci.yml".into(),
+            name: j.name.clone(),
+            labels: set,
+            queued: j.is("queued"),
+            wait: j.created().map_or(0.0, |c| (1.8e9 - c).max(0.0)),
+            url: String::new(),
+        });
+    }
+    let runner = crate::snapshot::GithubRunner {
+        name: "r".into(),
+        registered: true,
+        online: true,
+        labels: vec!["self-hosted".into(), "Linux".into()],
+        ..Default::default()
+    };
+    let (sets, waiting) = aggregate(&active, std::slice::from_ref(&runner), 3);
+    assert!(sets.len() <= 4, "{} sets over a bound of 3", sets.len());
+    let queued = active.iter().filter(|j| j.queued).count() as u64;
+    assert!(sets.iter().map(|s| s.queued).sum::<u64>() <= queued);
+    assert!(waiting.len() as u64 <= queued);
+}
+
 pub fn github_json(data: &[u8]) {
     let [status, rest @ ..] = data else {
         return;
@@ -446,6 +499,7 @@ pub fn github_json(data: &[u8]) {
             printable(&e.message);
         }
     }
+    queue_payloads(&reply);
     let e = reply.error(&secret);
     assert!(!e.message.contains(&token), "token in {:?}", e.message);
     printable(&e.message);

@@ -58,7 +58,13 @@ fn variables_rows_and_descriptions() {
         .collect();
     assert_eq!(
         rows,
-        ["Fleet", "Host resources", "Jobs", "Exporter and GitHub API"]
+        [
+            "Fleet",
+            "Host resources",
+            "Jobs",
+            "Queue and deploys",
+            "Exporter and GitHub API"
+        ]
     );
     for p in panels.iter().filter(|p| p["type"] != "row") {
         let title = p["title"].as_str().unwrap();
@@ -115,11 +121,10 @@ fn every_query_names_known_metrics() {
             if word.starts_with("github_runner_") || word.starts_with("process_") {
                 assert!(known(word), "unknown metric {word} in {q}");
             }
-            if word.starts_with("runner:") {
-                assert_eq!(
-                    word,
-                    runner_health_exporter::generate::alerts::HEALTHY_RECORD,
-                    "{q}"
+            if word.starts_with("runner:") || word.starts_with("workflow:") {
+                assert!(
+                    runner_health_exporter::generate::alerts::RECORDS.contains(&word),
+                    "unknown recording rule {word} in {q}"
                 );
             }
         }
@@ -175,6 +180,12 @@ fn failure_mode_panels_link_their_runbooks() {
         ("Collector success", "collector-failing.md"),
         ("Exporters up", "exporter-down.md"),
         ("GitHub API rate limit left", "github-rate-limit-low.md"),
+        ("Oldest queued job", "job-queued-too-long.md"),
+        (
+            "Online runners per label set",
+            "no-online-runner-for-labels.md",
+        ),
+        ("Deploy success ratio", "deploy-success-rate-low.md"),
     ] {
         let panel = panels
             .iter()

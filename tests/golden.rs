@@ -25,6 +25,7 @@ const VOLATILE: &[&str] = &[
     "github_runner_service_active_since_timestamp_seconds",
     "github_runner_work_filesystem_",
     "github_runner_github_api_requests_total",
+    "github_runner_queue_api_requests_total",
     "github_runner_github_api_rate_limit_",
     "github_runner_github_last_success_timestamp_seconds",
     "github_runner_exporter_collector_duration_seconds",
@@ -52,6 +53,8 @@ struct Env {
 /// busy at GitHub, a job still running since the fixture's day) and
 /// `broken` (an organization runner whose unit failed after a session
 /// conflict and a deleted registration, and which GitHub answers 404 for).
+/// The queue watches the repository runner's acme/app, where nothing
+/// waits.
 fn env() -> Env {
     let dir = tempfile::tempdir().expect("a temp dir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -133,6 +136,9 @@ fn normalize_metrics(env: &Env, text: &str) -> String {
         }
         let line = if line.starts_with("github_runner_exporter_build_info") {
             "github_runner_exporter_build_info{...} 1".to_string()
+        } else if line.starts_with("github_runner_exporter_collector_targets{collector=\"host\"}") {
+            // One per mounted filesystem: the machine's.
+            "github_runner_exporter_collector_targets{collector=\"host\"} <v>".to_string()
         } else if !line.starts_with('#') && family_matches(line, VOLATILE) {
             match line.rfind(' ') {
                 Some(i) => format!("{} <v>", &line[..i]),
@@ -249,12 +255,16 @@ fn compare(name: &str, actual: &str) -> Option<String> {
 /// True once every collector reported and GitHub answered for both
 /// runners, so that the outputs describe a settled state.
 fn settled(metrics: &str) -> bool {
-    ["host", "systemd", "runner", "github"].iter().all(|c| {
+    ["host", "systemd", "runner", "github", "queue"].iter().all(|c| {
         testkit::sample_value(
             metrics,
             &format!("github_runner_exporter_collector_success{{collector=\"{c}\"}}"),
         ) == Some(1.0)
-    }) && testkit::sample_value(metrics, "github_runner_registered{runner=\"linux_runner\"}")
+    }) && testkit::sample_value(
+        metrics,
+        "github_runner_exporter_collector_targets{collector=\"queue\"}",
+    ) == Some(1.0)
+        && testkit::sample_value(metrics, "github_runner_registered{runner=\"linux_runner\"}")
         == Some(1.0)
         && testkit::sample_value(metrics, "github_runner_registered{runner=\"deploy-primary\"}")
             == Some(0.0)

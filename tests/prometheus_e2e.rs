@@ -170,6 +170,8 @@ fn prometheus_scrapes_rules_fire_and_every_dashboard_query_returns_data() {
         "repos/acme/app",
         vec![testkit::fake_github::official_runner()],
     );
+    // Jobs waiting in the runner's repository, for the queue panels.
+    let shift = testkit::github_queue::serve_queued(&github);
     let token = dir.path().join("token");
     write(&token, "e2e-token\n");
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -179,7 +181,8 @@ fn prometheus_scrapes_rules_fire_and_every_dashboard_query_returns_data() {
         &format!(
             "[host]\nsample_interval = \"1s\"\n[systemd]\nresync_interval = \"5s\"\n[runner_files]\nroot_patterns = []\n\
              [[runner]]\nroot = \"{}\"\nrole = \"primary\"\nenvironment = \"production\"\n\
-             [github]\nscope = \"self\"\napi_url = \"{}\"\ntoken_file = \"{}\"\npoll_interval = \"2s\"\n",
+             [github]\nscope = \"self\"\napi_url = \"{}\"\ntoken_file = \"{}\"\npoll_interval = \"2s\"\n\
+             [github.queue]\npoll_interval = \"1s\"\n[jobs]\nworkflows = [\"deploy.yml\"]\n",
             root.display(),
             github.url(),
             token.display()
@@ -304,6 +307,28 @@ fn prometheus_scrapes_rules_fire_and_every_dashboard_query_returns_data() {
         (!r.is_empty()).then_some(())
     })
     .expect("Prometheus sees the completed jobs");
+
+    // The queued deploy is picked up and completes: a queue time, and a
+    // deploy job counted for the SLO panels.
+    testkit::wait_for(Duration::from_secs(20), || {
+        let r = query(
+            prom,
+            "github_runner_queue_jobs{labels=\"linux,self-hosted,x64\"} == 1",
+        )
+        .ok()?;
+        (!r.is_empty()).then_some(())
+    })
+    .expect("Prometheus sees the queued deploy");
+    testkit::github_queue::complete_deploy(&github, shift, 60, 250);
+    testkit::wait_for(Duration::from_secs(30), || {
+        let r = query(
+            prom,
+            "increase(github_runner_workflow_jobs_total{workflow=\"deploy.yml\", result=\"success\"}[1m]) > 0",
+        )
+        .ok()?;
+        (!r.is_empty()).then_some(())
+    })
+    .expect("Prometheus sees the deploy counted");
 
     // Stop the runner's unit on the test bus: RunnerServiceDown goes
     // pending, then fires (for: 1m), and reaches the webhook.

@@ -480,8 +480,14 @@ impl Collector for GithubCollector {
     }
 
     fn config_key(settings: &Settings) -> String {
+        // [github.queue] is the queue collector's: a change there does
+        // not restart this one.
+        let github = GithubConfig {
+            queue: Default::default(),
+            ..settings.config.github.clone()
+        };
         super::key((
-            &settings.config.github,
+            &github,
             settings.github_scope.to_string(),
             settings.token.as_ref().map(|t| t.to_string()),
         ))

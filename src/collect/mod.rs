@@ -13,6 +13,7 @@
 pub mod github;
 pub mod host;
 pub mod process;
+pub mod queue;
 pub mod registry;
 pub mod runner;
 pub mod systemd;

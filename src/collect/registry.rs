@@ -7,6 +7,7 @@
 
 use super::github::GithubCollector;
 use super::host::HostCollector;
+use super::queue::QueueCollector;
 use super::runner::RunnerCollector;
 use super::systemd::SystemdCollector;
 use super::{Collector, Mode};
@@ -77,11 +78,12 @@ impl Entry {
 /// listed before it, except for declared feedback edges (systemd reads the
 /// runner roots' `.service` names), which `collect_once` resolves with a
 /// second pass.
-pub static COLLECTORS: [Entry; 4] = [
+pub static COLLECTORS: [Entry; 5] = [
     Entry::of::<HostCollector>(),
     Entry::of::<SystemdCollector>(),
     Entry::of::<RunnerCollector>(),
     Entry::of::<GithubCollector>(),
+    Entry::of::<QueueCollector>(),
 ];
 
 /// A store with one section per collector, enabled as `settings` say.

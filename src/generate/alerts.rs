@@ -46,8 +46,29 @@ fn per_runner(host_expr: &str) -> String {
     )
 }
 
+/// Deploy SLO records, over `[health] deploy_slo_window`, per Prometheus
+/// job and workflow. Exporters that watch the same repositories count the
+/// same jobs, so the records take the largest count of any exporter
+/// (`max`), not the sum. Jobs of the `[jobs] workflows` by result:
+pub const DEPLOY_JOBS_RECORD: &str = "workflow:github_runner_workflow_jobs:increase_slo";
+/// Share of them that succeeded (cancelled and skipped not counted):
+pub const DEPLOY_SUCCESS_RECORD: &str = "workflow:github_runner_workflow_jobs:success_ratio_slo";
+/// Their 95th percentile duration:
+pub const DEPLOY_P95_RECORD: &str = "workflow:github_runner_workflow_job_duration_seconds:p95_slo";
+
+/// Every recording rule's name.
+pub const RECORDS: &[&str] = &[
+    HEALTHY_RECORD,
+    DEPLOY_JOBS_RECORD,
+    DEPLOY_SUCCESS_RECORD,
+    DEPLOY_P95_RECORD,
+];
+
+/// The label value of the summed label sets (see the catalog).
+const OTHER: &str = crate::snapshot::OTHER_LABEL_SET;
+
 /// The recording rules the alerts and the dashboard build on.
-pub fn recording_rules(_: &HealthConfig) -> Vec<(&'static str, String)> {
+pub fn recording_rules(h: &HealthConfig) -> Vec<(&'static str, String)> {
     // The exporter evaluates the gate itself (the same checks as /health,
     // failing closed on what it cannot evaluate); the rule only adds the
     // role and environment of the runner's info series.
@@ -56,7 +77,30 @@ pub fn recording_rules(_: &HealthConfig) -> Vec<(&'static str, String)> {
         info = c::RUNNER_INFO.name,
         healthy = c::RUNNER_HEALTHY.name,
     );
-    vec![(HEALTHY_RECORD, healthy)]
+    let window = Dur(h.deploy_slo_window.get());
+    vec![
+        (HEALTHY_RECORD, healthy),
+        (
+            DEPLOY_JOBS_RECORD,
+            format!(
+                "max by (job, workflow, result) (increase({}[{window}]))",
+                c::WORKFLOW_JOBS.name
+            ),
+        ),
+        (
+            DEPLOY_SUCCESS_RECORD,
+            format!(
+                "sum by (job, workflow) ({DEPLOY_JOBS_RECORD}{{result=\"success\"}})\n/ sum by (job, workflow) ({DEPLOY_JOBS_RECORD}{{result!~\"cancelled|skipped\"}})"
+            ),
+        ),
+        (
+            DEPLOY_P95_RECORD,
+            format!(
+                "histogram_quantile(0.95, max by (job, workflow, le) (increase({}_bucket[{window}])))",
+                c::WORKFLOW_JOB_DURATION.name
+            ),
+        ),
+    ]
 }
 
 /// Every alert rule.
@@ -67,6 +111,9 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
     let max_job = Dur(h.max_job_duration.get());
     let horizon = Dur(h.disk_fill_horizon.get());
     let p95_max = Dur(h.job_duration_p95_max.get());
+    let queue_wait = Dur(h.max_queue_wait.get());
+    let slo_window = Dur(h.deploy_slo_window.get());
+    let deploy_p95 = Dur(h.deploy_duration_p95_max.get());
     let ok_results = "Succeeded|SucceededWithIssues";
     let counted = "result!~\"Canceled|Skipped\"";
     vec![
@@ -195,6 +242,67 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
             summary: format!("Runner {runner} jobs are slow"),
             description: format!("Runner {runner} ({on}): the 95th percentile job duration over the last hour is {{{{ $value | humanizeDuration }}}}, above {p95_max}."),
             runbook: "job-duration-high",
+        },
+        Rule {
+            alert: "RunnerJobQueuedTooLong",
+            // The age already is the wait: `for` only lets a poll settle.
+            expr: format!(
+                "max by (job, labels) ({}) > {}",
+                c::QUEUE_OLDEST_AGE.name,
+                h.max_queue_wait.get().as_secs()
+            ),
+            for_: "1m",
+            severity: "warning",
+            summary: format!("Jobs for runner labels {{{{ $labels.labels }}}} have waited more than {queue_wait}"),
+            description: format!(
+                "The oldest job queued for a runner with labels {{{{ $labels.labels }}}} has waited {{{{ $value | humanizeDuration }}}} (threshold {queue_wait}). `runner-health-exporter check` names why: no runner with these labels, only offline ones, or every one busy."
+            ),
+            runbook: "job-queued-too-long",
+        },
+        Rule {
+            alert: "NoOnlineRunnerForLabels",
+            // Any exporter that knows an online runner for the set clears
+            // it: in self scope each knows only its host's runners.
+            expr: format!(
+                "max by (job, labels) ({jobs}{{labels!=\"{OTHER}\"}}) > 0\nunless on (job, labels)\nmax by (job, labels) ({runners}{{state=\"online\"}}) > 0",
+                jobs = c::QUEUE_JOBS.name,
+                runners = c::LABELSET_RUNNERS.name,
+            ),
+            for_: "4m",
+            severity: "warning",
+            summary: "No online runner has the labels {{ $labels.labels }} that queued jobs ask for".to_string(),
+            description: "{{ $value }} job(s) wait for a runner with all of the labels {{ $labels.labels }}, and no online runner known to the exporters has them: they wait until one is registered, relabelled or brought back online.".to_string(),
+            runbook: "no-online-runner-for-labels",
+        },
+        Rule {
+            alert: "RunnerDeploySuccessRateLow",
+            expr: format!(
+                "{DEPLOY_SUCCESS_RECORD} < {min}\nand on (job, workflow) sum by (job, workflow) ({DEPLOY_JOBS_RECORD}{{result!~\"cancelled|skipped\"}}) >= {n}",
+                min = h.deploy_success_ratio_min.0,
+                n = h.deploy_min_jobs
+            ),
+            for_: "5m",
+            severity: "warning",
+            summary: "Deploy workflow {{ $labels.workflow }} succeeds too rarely".to_string(),
+            description: format!(
+                "Only {{{{ $value | humanizePercentage }}}} of the jobs of workflow {{{{ $labels.workflow }}}} succeeded over the last {slo_window} (objective {}, at least {} jobs; cancelled and skipped jobs not counted).",
+                pct(h.deploy_success_ratio_min.0), h.deploy_min_jobs
+            ),
+            runbook: "deploy-success-rate-low",
+        },
+        Rule {
+            alert: "RunnerDeployDurationHigh",
+            expr: format!(
+                "{DEPLOY_P95_RECORD} > {}",
+                h.deploy_duration_p95_max.get().as_secs()
+            ),
+            for_: "5m",
+            severity: "warning",
+            summary: "Deploy workflow {{ $labels.workflow }} jobs are slow".to_string(),
+            description: format!(
+                "The 95th percentile duration of the jobs of workflow {{{{ $labels.workflow }}}} over the last {slo_window} is {{{{ $value | humanizeDuration }}}}, above the objective of {deploy_p95}."
+            ),
+            runbook: "deploy-duration-high",
         },
         Rule {
             alert: "RunnerFailoverActive",

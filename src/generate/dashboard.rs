@@ -1,7 +1,7 @@
 //! The Grafana dashboard (JSON model), built from the metric catalog and the
 //! `[health]` thresholds.
 
-use super::alerts::HEALTHY_RECORD;
+use super::alerts::{DEPLOY_P95_RECORD, DEPLOY_SUCCESS_RECORD, HEALTHY_RECORD};
 use crate::config::HealthConfig;
 use crate::health::runbook_url;
 use crate::metrics::catalog as c;
@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 const RUNNER_SEL: &str = r#"job=~"$job", instance=~"$instance", runner=~"$runner""#;
 /// Selector of host-level series.
 const HOST_SEL: &str = r#"job=~"$job", instance=~"$instance""#;
+/// The alerts of this exporter's rules (all but one start with Runner).
+const ALERTS_SEL: &str = r#"alertname=~"Runner.*|NoOnlineRunnerForLabels", alertstate="firing""#;
 
 struct Layout {
     y: u32,
@@ -112,6 +114,26 @@ const PANEL_RUNBOOKS: &[(&str, &[(&str, &str)])] = &[
             ("registration-deleted", "Registration deleted"),
             ("clock-skew", "Clock skew"),
         ],
+    ),
+    (
+        "Queued jobs by label set",
+        &[("job-queued-too-long", "Job queued too long")],
+    ),
+    (
+        "Oldest queued job",
+        &[("job-queued-too-long", "Job queued too long")],
+    ),
+    (
+        "Online runners per label set",
+        &[("no-online-runner-for-labels", "No online runner for labels")],
+    ),
+    (
+        "Deploy success ratio",
+        &[("deploy-success-rate-low", "Deploy success rate low")],
+    ),
+    (
+        "Deploy duration p95",
+        &[("deploy-duration-high", "Deploy duration high")],
     ),
     (
         "Collector success",
@@ -309,8 +331,7 @@ pub fn dashboard(h: &HealthConfig) -> Value {
         stat(
             "Firing runner alerts",
             "Alerts of the runner-health rules firing now.",
-            "count(ALERTS{alertname=~\"Runner.*\", alertstate=\"firing\"}) or vector(0)"
-                .to_string(),
+            format!("count(ALERTS{{{ALERTS_SEL}}}) or vector(0)"),
             "none",
             json!([{"color": "green", "value": null}, {"color": "red", "value": 1}]),
         ),
@@ -500,6 +521,54 @@ pub fn dashboard(h: &HealthConfig) -> Value {
         None,
     ), 8, 8);
 
+    l.row("Queue and deploys");
+    let queue_wait = h.max_queue_wait.get().as_secs_f64();
+    l.add(timeseries(
+        "Queued jobs by label set",
+        "Jobs waiting for a runner, by the label set they ask for (lowercase, sorted), over the watched repositories. Exporters watching the same repositories report the same jobs: the largest count is shown.",
+        "short",
+        vec![target(format!("max by (labels) ({}{{{HOST_SEL}}})", c::QUEUE_JOBS.name), "{{labels}}", "A")],
+        None,
+    ), 8, 8);
+    l.add(timeseries(
+        "Oldest queued job",
+        &format!("How long the oldest queued job of each label set has waited. Dashed line: [health] max_queue_wait ({queue_wait} s), past which check names why it waits and RunnerJobQueuedTooLong fires."),
+        "s",
+        vec![target(format!("max by (labels) ({}{{{HOST_SEL}}})", c::QUEUE_OLDEST_AGE.name), "{{labels}}", "A")],
+        Some((queue_wait, "red")),
+    ), 8, 8);
+    l.add(timeseries(
+        "Queue time",
+        "50th and 95th percentile of the time jobs waited before a runner picked them up (started_at - created_at), over the last hour. Jobs GitHub shows with started_at equal to created_at are not in it (github_runner_queue_time_unmeasured_total).",
+        "s",
+        vec![
+            target(format!("histogram_quantile(0.5, sum by (le) (rate({}_bucket{{{HOST_SEL}}}[1h])))", c::QUEUE_TIME.name), "p50", "A"),
+            target(format!("histogram_quantile(0.95, sum by (le) (rate({}_bucket{{{HOST_SEL}}}[1h])))", c::QUEUE_TIME.name), "p95", "B"),
+        ],
+        None,
+    ), 8, 8);
+    l.add(timeseries(
+        "Online runners per label set",
+        "Runners carrying every label of a requested label set: online, and online and idle. 0 online while jobs are queued: nothing can take them. In self scope an exporter knows only its host's runners: the largest count over the exporters is shown.",
+        "short",
+        vec![target(format!("max by (labels, state) ({}{{{HOST_SEL}}})", c::LABELSET_RUNNERS.name), "{{labels}} {{state}}", "A")],
+        None,
+    ), 8, 8);
+    l.add(timeseries(
+        "Deploy success ratio",
+        &format!("Share of the [jobs] workflows' jobs that succeeded over the SLO window ({}), from the recording rule {DEPLOY_SUCCESS_RECORD}; cancelled and skipped jobs not counted. Dashed line: the {}% objective.", crate::duration::Dur(h.deploy_slo_window.get()), h.deploy_success_ratio_min.0 * 100.0),
+        "percentunit",
+        vec![target(format!("{DEPLOY_SUCCESS_RECORD}{{job=~\"$job\"}}"), "{{workflow}}", "A")],
+        Some((h.deploy_success_ratio_min.0, "red")),
+    ), 8, 8);
+    l.add(timeseries(
+        "Deploy duration p95",
+        &format!("95th percentile duration of the [jobs] workflows' jobs over the SLO window, from the recording rule {DEPLOY_P95_RECORD}. Dashed line: the {} s objective.", h.deploy_duration_p95_max.get().as_secs()),
+        "s",
+        vec![target(format!("{DEPLOY_P95_RECORD}{{job=~\"$job\"}}"), "{{workflow}}", "A")],
+        Some((h.deploy_duration_p95_max.get().as_secs_f64(), "red")),
+    ), 8, 8);
+
     l.row("Exporter and GitHub API");
     l.add(timeseries(
         "Collector success",
@@ -553,6 +622,13 @@ pub fn dashboard(h: &HealthConfig) -> Value {
         Some((0.1, "red")),
     ), 8, 8);
     l.add(timeseries(
+        "Queue API budget used",
+        "Requests the queue collector had charged over the last hour, as a share of its budget ([github.queue] budget_share of the token's hourly limit). It paces its polls to stay under 100%.",
+        "percentunit",
+        vec![target(format!("max by (instance) (increase({}{{{HOST_SEL}}}[1h])) / max by (instance) ({}{{{HOST_SEL}}})", c::QUEUE_API_CHARGED.name, c::QUEUE_API_BUDGET.name), "{{instance}}", "A")],
+        Some((1.0, "red")),
+    ), 8, 8);
+    l.add(timeseries(
         "GitHub API backoff",
         "Extra delay before the next GitHub API poll because of errors or a low rate limit (0 when polling normally).",
         "s",
@@ -596,7 +672,7 @@ pub fn dashboard(h: &HealthConfig) -> Value {
             {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": true, "hide": true,
              "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"},
             {"datasource": ds(), "enable": true, "iconColor": "red", "name": "Runner alerts",
-             "expr": "ALERTS{alertname=~\"Runner.*\", alertstate=\"firing\"}", "step": "60s",
+             "expr": format!("ALERTS{{{ALERTS_SEL}}}"), "step": "60s",
              "titleFormat": "{{alertname}}", "textFormat": "{{runner}} {{instance}} {{severity}}",
              "tagKeys": "severity,runner", "useValueForTime": false}
         ]},

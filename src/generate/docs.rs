@@ -10,6 +10,7 @@ fn section_title(s: Source) -> &'static str {
         Source::Runner => "Runner files and logs (`runner` collector)",
         Source::Github => "GitHub registration (`github` collector)",
         Source::Health => "The health gate",
+        Source::Queue => "Job queue and deploy workflows (`queue` collector)",
         Source::Exporter => "The exporter itself",
         Source::Process => "The exporter's process",
     }
@@ -22,6 +23,7 @@ fn section_intro(s: Source) -> &'static str {
         Source::Runner => "Read from each runner root: `.runner`, `.service` and the `_diag` logs, tailed live. Counters start at zero when the exporter starts; past jobs in old logs are not counted. The runner's credential files are never opened.",
         Source::Github => "Polled from GitHub's REST API every `[github] poll_interval` in `self` or `fleet` scope; absent when `[github] scope` is `off`.",
         Source::Health => "The verdict of `/health` for each runner, evaluated with the same checks and thresholds each time the exporter's data changes (at least every `[host] sample_interval`), so that alerts follow the gate: a check that cannot be evaluated fails it.",
+        Source::Queue => "Polled from GitHub's REST API (queued and in-progress workflow runs and their jobs, and the recent runs of the `[jobs] workflows`) in the repositories of `[github.queue] repositories` (in `self` scope by default the local runners' repositories), as often as `[github.queue] poll_interval` and the request budget allow. A label set is a job's `runs-on` labels, lowercase, sorted and joined by commas. Only jobs for self-hosted runners are watched: jobs that ask for `self-hosted` or for a label some known runner carries. Counters start at zero when the exporter starts: the first poll of a repository is the baseline, and only jobs picked up and runs completed after it are counted. No series carries a job id or name.",
         Source::Exporter => "Health of the exporter's own collectors and configuration.",
         Source::Process => "The usual process metrics of the exporter, sampled with the host collector.",
     }
@@ -43,6 +45,7 @@ pub fn metrics_markdown() -> String {
         Source::Runner,
         Source::Github,
         Source::Health,
+        Source::Queue,
         Source::Exporter,
         Source::Process,
     ];

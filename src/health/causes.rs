@@ -147,6 +147,15 @@ cause_table! {
         summary: "the exporter cannot evaluate part of this runner's health (a collector is down or silent, or there is no data yet); unknown is not healthy, so the gate stays closed",
         fix: "read the reasons of the unknown checks; check github_runner_exporter_collector_success and the exporter's log (journalctl -u runner-health-exporter)",
     },
+    /// A job has waited for a runner longer than `[health] max_queue_wait`
+    /// (the queue section of a report; never a runner's diagnosis).
+    JobQueued => {
+        id: "job_queued",
+        title: "Job waiting for a runner",
+        runbook: "job-queued-too-long",
+        summary: "a job has waited longer than the configured maximum for a runner with all of its labels",
+        fix: "per label set: register or relabel a runner (no runner has the labels), bring the offline runners back, or add capacity (all busy); see the runbook",
+    },
 }
 
 impl Cause {

@@ -7,6 +7,9 @@
 //!   summary and fix of every failure mode, each written once.
 //! - `checks`: one function per check; each returns its outcome and the
 //!   cause it points to.
+//! - `queue`: the report's queue section (jobs waiting for a runner,
+//!   why, and the runners closest to their labels); it never changes the
+//!   gate.
 //! - `render`: the text rendering of a report.
 //!
 //! [`evaluate`] runs every check for each selected runner; the diagnosis
@@ -20,6 +23,7 @@
 pub mod causes;
 pub mod checks;
 pub mod model;
+pub mod queue;
 pub mod render;
 
 pub use causes::Cause;
@@ -352,6 +356,7 @@ pub fn evaluate(runners: &[RunnerView<'_>], inputs: &Inputs<'_>, selector: &Sele
         generated_at: crate::timefmt::rfc3339_millis(inputs.now),
         runners,
         message,
+        queue: None,
     }
 }
 
@@ -376,7 +381,9 @@ pub fn evaluate_views(
         host: snap.state::<HostState>(),
         now,
     };
-    evaluate(views, &inputs, selector)
+    let mut report = evaluate(views, &inputs, selector);
+    report.queue = queue::report(snap);
+    report
 }
 
 #[cfg(test)]

@@ -87,6 +87,10 @@ pub struct Report {
     /// Set when the selection matched no runner (the gate then fails).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Jobs waiting for a runner, when the queue is watched. Informational:
+    /// it never changes `healthy`, `status` or the exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<super::queue::QueueReport>,
 }
 
 impl Report {

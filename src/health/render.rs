@@ -245,5 +245,17 @@ pub fn render_text(report: &Report, color: bool) -> String {
             out.push_str(&format!("    Runbook: {}\n", d.runbook));
         }
     }
+    if let Some(q) = &report.queue {
+        out.push('\n');
+        let text = super::queue::render(q);
+        match text.split_once('\n') {
+            Some((head, rest)) if q.status == super::queue::QueueStatus::Waiting => {
+                out.push_str(&paint(Status::Warn, head));
+                out.push('\n');
+                out.push_str(rest);
+            }
+            _ => out.push_str(&text),
+        }
+    }
     out
 }

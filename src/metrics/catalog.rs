@@ -33,6 +33,7 @@ pub enum Source {
     Github,
     /// The health gate, evaluated from every collector's data.
     Health,
+    Queue,
     Exporter,
     Process,
 }
@@ -45,6 +46,7 @@ impl Source {
             Source::Runner => "runner",
             Source::Github => "github",
             Source::Health => "health",
+            Source::Queue => "queue",
             Source::Exporter => "exporter",
             Source::Process => "process",
         }
@@ -95,7 +97,7 @@ const fn counter(
     }
 }
 
-use Source::{Exporter, Github, Health, Host, Process, Runner, Systemd};
+use Source::{Exporter, Github, Health, Host, Process, Queue, Runner, Systemd};
 
 // ---------------------------------------------------------------- host
 
@@ -430,6 +432,96 @@ pub static GITHUB_BACKOFF: Family = gauge(
     "Delay before the next GitHub API poll beyond the poll interval, because of errors or a low rate limit (0 when polling normally).",
 );
 
+// ---------------------------------------------------------------- queue and deploy workflows
+
+/// Queue time buckets, 5 s to 6 h.
+pub const QUEUE_TIME_BUCKETS: &[f64] = &[
+    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 21600.0,
+];
+
+pub static QUEUE_JOBS: Family = gauge(
+    Queue,
+    "github_runner_queue_jobs",
+    &["labels"],
+    "Jobs queued for a runner in the watched repositories, by requested label set (lowercase labels, sorted, joined by commas; sets beyond [github.queue] max_label_sets are summed under labels=\"(other)\"). 0 for a set only in-progress jobs requested.",
+);
+pub static QUEUE_OLDEST_AGE: Family = gauge(
+    Queue,
+    "github_runner_queue_oldest_age_seconds",
+    &["labels"],
+    "How long the oldest queued job of the label set has waited for a runner (GitHub's created_at to GitHub's clock at the last poll, plus the time since). Absent when none is queued.",
+);
+pub static QUEUE_TIME: Family = Family {
+    name: "github_runner_queue_time_seconds",
+    help: "Queue time (started_at - created_at) of jobs picked up by a runner while the exporter ran; jobs whose started_at equals created_at are not observed here but in github_runner_queue_time_unmeasured_total.",
+    kind: Kind::Histogram,
+    labels: &[],
+    source: Queue,
+    buckets: QUEUE_TIME_BUCKETS,
+};
+pub static QUEUE_TIME_UNMEASURED: Family = counter(
+    Queue,
+    "github_runner_queue_time_unmeasured_total",
+    &[],
+    "Jobs picked up by a runner while the exporter ran whose started_at is not after created_at, so their queue time is unknown (GitHub may not rewrite started_at; a pickup within the same second looks the same).",
+);
+pub static QUEUE_RUNS: Family = gauge(
+    Queue,
+    "github_runner_queue_runs",
+    &["status"],
+    "Workflow runs of the watched repositories that are queued or in progress (status=\"queued\", \"in_progress\").",
+);
+pub static LABELSET_RUNNERS: Family = gauge(
+    Queue,
+    "github_runner_labelset_runners",
+    &["labels", "state"],
+    "Runners carrying every label of a requested label set (case-insensitively; more labels are fine): state=\"online\", or \"idle\" (online and not busy). From the registration data the github collector polls: in self scope only the local runners are known.",
+);
+pub static QUEUE_API_REQUESTS: Family = counter(
+    Queue,
+    "github_runner_queue_api_requests_total",
+    &["code"],
+    "Requests the queue collector made to the GitHub API by HTTP status code (\"error\" when no response arrived).",
+);
+pub static QUEUE_API_CHARGED: Family = counter(
+    Queue,
+    "github_runner_queue_api_charged_requests_total",
+    &[],
+    "Requests of the queue collector that GitHub charged to the rate limit (every answer but 304 Not Modified).",
+);
+pub static QUEUE_API_ERRORS: Family = counter(
+    Queue,
+    "github_runner_queue_api_errors_total",
+    &["reason"],
+    "Failed queue polls and unreadable repositories by reason: auth, forbidden, rate_limited, not_found, server_error, timeout, connect, malformed, other.",
+);
+pub static QUEUE_API_BUDGET: Family = gauge(
+    Queue,
+    "github_runner_queue_api_budget_requests_per_hour",
+    &[],
+    "Requests per hour the queue collector may have charged: [github.queue] budget_share of the token's hourly limit.",
+);
+pub static QUEUE_POLL_INTERVAL: Family = gauge(
+    Queue,
+    "github_runner_queue_poll_interval_seconds",
+    &[],
+    "Delay before the next queue poll: [github.queue] poll_interval, stretched to stay within the budget, by rate limits and by errors.",
+);
+pub static WORKFLOW_JOBS: Family = counter(
+    Queue,
+    "github_runner_workflow_jobs_total",
+    &["workflow", "result"],
+    "Jobs of the [jobs] workflows (by workflow file name, over the watched repositories) whose runs completed while the exporter ran, by conclusion: success, failure, cancelled, skipped, timed_out, neutral, action_required, other.",
+);
+pub static WORKFLOW_JOB_DURATION: Family = Family {
+    name: "github_runner_workflow_job_duration_seconds",
+    help: "Duration (completed_at - started_at) of the [jobs] workflows' jobs counted in github_runner_workflow_jobs_total.",
+    kind: Kind::Histogram,
+    labels: &["workflow"],
+    source: Queue,
+    buckets: JOB_DURATION_BUCKETS,
+};
+
 // ---------------------------------------------------------------- exporter self-metrics
 
 pub static RUNNER_HEALTHY: Family = gauge(
@@ -478,7 +570,7 @@ pub static EXPORTER_COLLECTOR_TARGETS: Family = gauge(
     Exporter,
     "github_runner_exporter_collector_targets",
     &["collector"],
-    "What the collector watches: filesystems (host), runner units (systemd), runner roots (runner), runners (github). 0 means it found nothing to watch.",
+    "What the collector watches: filesystems (host), runner units (systemd), runner roots (runner), runners (github), repositories (queue). 0 means it found nothing to watch.",
 );
 pub static EXPORTER_LOG_BYTES: Family = counter(
     Exporter,
@@ -604,6 +696,19 @@ pub static ALL: &[&Family] = &[
     &GITHUB_LAST_SUCCESS,
     &GITHUB_BACKOFF,
     &RUNNER_HEALTHY,
+    &QUEUE_JOBS,
+    &QUEUE_OLDEST_AGE,
+    &QUEUE_TIME,
+    &QUEUE_TIME_UNMEASURED,
+    &QUEUE_RUNS,
+    &LABELSET_RUNNERS,
+    &QUEUE_API_REQUESTS,
+    &QUEUE_API_CHARGED,
+    &QUEUE_API_ERRORS,
+    &QUEUE_API_BUDGET,
+    &QUEUE_POLL_INTERVAL,
+    &WORKFLOW_JOBS,
+    &WORKFLOW_JOB_DURATION,
     &EXPORTER_BUILD_INFO,
     &EXPORTER_COLLECTOR_ENABLED,
     &EXPORTER_COLLECTOR_SUCCESS,
@@ -684,5 +789,6 @@ mod tests {
             }
         }
         assert!(JOB_DURATION_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+        assert!(QUEUE_TIME_BUCKETS.windows(2).all(|w| w[0] < w[1]));
     }
 }

@@ -4,7 +4,9 @@
 use super::catalog as c;
 use super::encode::{Encoded, Encoder};
 use crate::identity::{self, RunnerView};
-use crate::snapshot::{GithubState, HostState, RunnerState, Snapshot, Variants, UNIT_STATES};
+use crate::snapshot::{
+    GithubState, HostState, QueueState, RunnerState, Snapshot, Variants, UNIT_STATES,
+};
 
 /// Version, git revision and compiler of this build.
 pub struct BuildInfo;
@@ -23,6 +25,7 @@ pub fn render(snap: &Snapshot) -> Encoded {
     runner_files(&mut e, &runners);
     github(&mut e, snap, &runners);
     health(&mut e, snap, &runners);
+    queue(&mut e, snap);
     exporter(&mut e, snap, &runners);
     process(&mut e, snap);
     e.finish()
@@ -309,6 +312,60 @@ fn health(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
     let mut f = e.family(&c::RUNNER_HEALTHY);
     for r in &report.runners {
         f.flag(&[&r.runner], r.healthy);
+    }
+}
+
+fn queue(e: &mut Encoder, snap: &Snapshot) {
+    let Some(q) = snap.state::<QueueState>() else {
+        return;
+    };
+    let since = q.since_poll().unwrap_or(0.0);
+    let mut f = e.family(&c::QUEUE_JOBS);
+    for s in &q.label_sets {
+        f.sample(&[&s.labels], s.queued as f64);
+    }
+    let mut f = e.family(&c::QUEUE_OLDEST_AGE);
+    for s in &q.label_sets {
+        if let Some(w) = s.oldest_wait_now(since) {
+            f.sample(&[&s.labels], w);
+        }
+    }
+    e.family(&c::QUEUE_TIME).histogram(&[], &q.queue_time);
+    e.family(&c::QUEUE_TIME_UNMEASURED)
+        .sample(&[], q.queue_time_unmeasured as f64);
+    let mut f = e.family(&c::QUEUE_RUNS);
+    f.sample(&["queued"], q.runs_queued as f64);
+    f.sample(&["in_progress"], q.runs_in_progress as f64);
+    let mut f = e.family(&c::LABELSET_RUNNERS);
+    for s in &q.label_sets {
+        if let Some((online, idle)) = s.runners {
+            f.sample(&[&s.labels, "online"], online as f64);
+            f.sample(&[&s.labels, "idle"], idle as f64);
+        }
+    }
+    let mut f = e.family(&c::QUEUE_API_REQUESTS);
+    for (code, n) in &q.api.requests {
+        f.sample(&[code], *n as f64);
+    }
+    e.family(&c::QUEUE_API_CHARGED)
+        .sample(&[], q.charged_total as f64);
+    let mut f = e.family(&c::QUEUE_API_ERRORS);
+    for (reason, n) in q.api.errors.iter().filter(|(_, n)| *n > 0) {
+        f.sample(&[reason.as_str()], n as f64);
+    }
+    e.family(&c::QUEUE_API_BUDGET)
+        .sample(&[], q.budget_per_hour);
+    e.family(&c::QUEUE_POLL_INTERVAL)
+        .sample(&[], q.interval_seconds);
+    let mut f = e.family(&c::WORKFLOW_JOBS);
+    for w in &q.workflows {
+        for (result, n) in w.results.iter() {
+            f.sample(&[&w.workflow, result.as_str()], n as f64);
+        }
+    }
+    let mut f = e.family(&c::WORKFLOW_JOB_DURATION);
+    for w in &q.workflows {
+        f.histogram(&[&w.workflow], &w.durations);
     }
 }
 

@@ -51,7 +51,7 @@ impl<E: Variants, const N: usize> Counts<E, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{ApiErrorReason, JobResult, LogEvent, SkipReason};
+    use crate::snapshot::{ApiErrorReason, JobConclusion, JobResult, LogEvent, SkipReason};
 
     fn listed_in_order<E: Variants + std::fmt::Debug>(count: usize) {
         assert_eq!(E::ALL.len(), count, "COUNT matches ALL");
@@ -68,6 +68,7 @@ mod tests {
         listed_in_order::<LogEvent>(LogEvent::COUNT);
         listed_in_order::<SkipReason>(SkipReason::COUNT);
         listed_in_order::<ApiErrorReason>(ApiErrorReason::COUNT);
+        listed_in_order::<JobConclusion>(JobConclusion::COUNT);
     }
 
     #[test]

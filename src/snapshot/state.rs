@@ -522,6 +522,233 @@ impl ApiErrorReason {
     pub const COUNT: usize = 9;
 }
 
+// ------------------------------------------------------------------ queue
+
+/// What the queue collector publishes: jobs waiting for a runner by label
+/// set, the runners able to take each set, queue times of jobs picked up,
+/// the results and durations of the `[jobs] workflows` jobs, and the API
+/// budget it spends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueState {
+    /// The repositories watched (`owner/repo`).
+    pub repositories: Vec<String>,
+    /// Whether every runner of the owners is known (fleet scope) or only
+    /// the local ones (self scope).
+    pub fleet: bool,
+    /// When the last poll finished: the wall-clock time and the monotonic
+    /// instant (ages grow from it).
+    pub polled_at: Option<(f64, Instant)>,
+    pub runs_queued: u64,
+    pub runs_in_progress: u64,
+    /// Requested label sets (queued or in-progress jobs), sorted by
+    /// label set; at most `max_label_sets` of them by name, then
+    /// [`OTHER_LABEL_SET`].
+    pub label_sets: Vec<LabelSetState>,
+    /// Queued jobs, longest waiting first (for `/health` and `check`;
+    /// never in metrics).
+    pub waiting: Vec<WaitingJob>,
+    /// Queue times of jobs picked up while the exporter ran.
+    pub queue_time: HistogramData,
+    /// Jobs picked up whose `started_at` is not after `created_at`: no
+    /// queue time can be told, so they are counted here instead.
+    pub queue_time_unmeasured: u64,
+    /// Per `[jobs] workflows` entry, in config order.
+    pub workflows: Vec<WorkflowJobs>,
+    pub api: ApiStats,
+    /// Requests GitHub charged (answers other than 304) since start.
+    pub charged_total: u64,
+    /// `budget_share` of the token's hourly limit.
+    pub budget_per_hour: f64,
+    /// The delay before the next poll, as paced by the budget.
+    pub interval_seconds: f64,
+    /// Repositories that could not be read (not found, forbidden), with
+    /// the error.
+    pub repository_errors: Vec<(String, String)>,
+}
+
+/// The label value that sums the label sets beyond `max_label_sets`. A
+/// label set is written with commas and never holds parentheses.
+pub const OTHER_LABEL_SET: &str = "(other)";
+
+impl QueueState {
+    pub fn new(repositories: Vec<String>, fleet: bool) -> QueueState {
+        QueueState {
+            repositories,
+            fleet,
+            polled_at: None,
+            runs_queued: 0,
+            runs_in_progress: 0,
+            label_sets: Vec::new(),
+            waiting: Vec::new(),
+            queue_time: HistogramData::new(crate::metrics::catalog::QUEUE_TIME_BUCKETS.len()),
+            queue_time_unmeasured: 0,
+            workflows: Vec::new(),
+            api: ApiStats::default(),
+            charged_total: 0,
+            budget_per_hour: 0.0,
+            interval_seconds: 0.0,
+            repository_errors: Vec::new(),
+        }
+    }
+
+    /// Seconds since the last poll (None before the first).
+    pub fn since_poll(&self) -> Option<f64> {
+        self.polled_at.map(|(_, at)| at.elapsed().as_secs_f64())
+    }
+}
+
+impl SectionState for QueueState {
+    fn targets(&self) -> usize {
+        self.repositories.len()
+    }
+}
+
+/// Why jobs of a label set wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// No known runner carries every label of the set.
+    NoRunner,
+    /// Runners carry them, but none is online.
+    OnlyOffline,
+    /// Every online runner that carries them is busy.
+    AllBusy,
+    /// An online idle runner carries them: GitHub has not handed it the
+    /// job (runner group access, or it is being assigned right now).
+    NotAssigned,
+}
+
+impl WaitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::NoRunner => "no_runner",
+            WaitReason::OnlyOffline => "only_offline",
+            WaitReason::AllBusy => "all_busy",
+            WaitReason::NotAssigned => "not_assigned",
+        }
+    }
+}
+
+/// A runner compared with a label set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NearRunner {
+    pub name: String,
+    pub online: bool,
+    pub busy: bool,
+    /// The set's labels it lacks (lowercase); empty when it matches.
+    pub missing: Vec<String>,
+}
+
+/// One requested label set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelSetState {
+    /// Lowercase, sorted, comma-joined (`gpu,linux,self-hosted`), or
+    /// [`OTHER_LABEL_SET`].
+    pub labels: String,
+    pub queued: u64,
+    /// Wait of the oldest queued job at the last poll.
+    pub oldest_wait: Option<f64>,
+    /// Runners carrying every label (case-insensitively), online, and
+    /// online and idle; None for [`OTHER_LABEL_SET`].
+    pub runners: Option<(u64, u64)>,
+    /// Why its queued jobs wait (None without queued jobs).
+    pub reason: Option<WaitReason>,
+    /// The runners that match (offline or busy ones included), or, when
+    /// none does, those lacking the fewest labels; at most three.
+    pub nearest: Vec<NearRunner>,
+}
+
+impl LabelSetState {
+    /// The oldest job's wait now: its wait at the poll plus the time since.
+    pub fn oldest_wait_now(&self, since_poll: f64) -> Option<f64> {
+        self.oldest_wait.map(|w| w + since_poll)
+    }
+}
+
+/// A queued job, for the reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaitingJob {
+    pub repository: String,
+    /// The workflow's file name (`deploy.yml`).
+    pub workflow: String,
+    pub name: String,
+    pub labels: String,
+    /// Seconds waited at the last poll (by GitHub's clock).
+    pub wait: f64,
+    pub url: String,
+}
+
+/// Results and durations of one `[jobs] workflows` entry's jobs, counted
+/// as their runs complete while the exporter runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowJobs {
+    pub workflow: String,
+    pub results: Counts<JobConclusion, { JobConclusion::COUNT }>,
+    pub durations: HistogramData,
+}
+
+impl WorkflowJobs {
+    pub fn new(workflow: String) -> WorkflowJobs {
+        WorkflowJobs {
+            workflow,
+            results: Counts::default(),
+            durations: HistogramData::new(crate::metrics::catalog::JOB_DURATION_BUCKETS.len()),
+        }
+    }
+}
+
+/// A completed job's `conclusion` as the API reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobConclusion {
+    Success,
+    Failure,
+    Cancelled,
+    Skipped,
+    TimedOut,
+    Neutral,
+    ActionRequired,
+    /// Null or a value the schema does not list.
+    Other,
+}
+
+impl Variants for JobConclusion {
+    const ALL: &'static [JobConclusion] = &[
+        JobConclusion::Success,
+        JobConclusion::Failure,
+        JobConclusion::Cancelled,
+        JobConclusion::Skipped,
+        JobConclusion::TimedOut,
+        JobConclusion::Neutral,
+        JobConclusion::ActionRequired,
+        JobConclusion::Other,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            JobConclusion::Success => "success",
+            JobConclusion::Failure => "failure",
+            JobConclusion::Cancelled => "cancelled",
+            JobConclusion::Skipped => "skipped",
+            JobConclusion::TimedOut => "timed_out",
+            JobConclusion::Neutral => "neutral",
+            JobConclusion::ActionRequired => "action_required",
+            JobConclusion::Other => "other",
+        }
+    }
+}
+
+impl JobConclusion {
+    pub const COUNT: usize = 8;
+
+    pub fn parse(s: Option<&str>) -> JobConclusion {
+        s.and_then(|s| JobConclusion::ALL.iter().copied().find(|c| c.as_str() == s))
+            .unwrap_or(JobConclusion::Other)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,10 @@ struct State {
     issued: u64,
     /// Requests that cost rate limit (answered, not 304).
     charged: u64,
+    /// Workflow runs by repository owner path (`repos/acme/app`).
+    runs: BTreeMap<String, Vec<Value>>,
+    /// Jobs by run id.
+    jobs: BTreeMap<u64, Vec<Value>>,
 }
 
 struct Inner {
@@ -247,6 +251,59 @@ fn query_param(query: &str, name: &str) -> Option<usize> {
     })
 }
 
+fn query_str(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// One page of a list as GitHub serves it: `{"total_count", key: [...]}`,
+/// `per_page` (default 30, at most 100) and `page`, with a `Link` header
+/// that keeps the other query parameters.
+fn paginate(items: Vec<Value>, key: &str, route: &str, query: &str, base: &str) -> Answer {
+    let per_page = query_param(query, "per_page").unwrap_or(30).clamp(1, 100);
+    let page = query_param(query, "page").unwrap_or(1).max(1);
+    let total = items.len();
+    let last = total.div_ceil(per_page).max(1);
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut body = serde_json::Map::new();
+    body.insert("total_count".into(), json!(total));
+    body.insert(key.into(), Value::Array(slice));
+    let mut a = Answer::json(200, &Value::Object(body));
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("per_page=") && !kv.starts_with("page="))
+        .collect();
+    let link = |p: usize, rel: &str| {
+        let mut q = kept.clone();
+        let pp = format!("per_page={per_page}");
+        let pg = format!("page={p}");
+        q.push(&pp);
+        q.push(&pg);
+        format!("<{base}{route}?{}>; rel=\"{rel}\"", q.join("&"))
+    };
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(link(page - 1, "prev"));
+    }
+    if page < last {
+        links.push(link(page + 1, "next"));
+        links.push(link(last, "last"));
+    }
+    if page > 1 {
+        links.push(link(1, "first"));
+    }
+    if !links.is_empty() {
+        a.headers.push(("link".into(), links.join(", ")));
+    }
+    a
+}
+
 impl State {
     fn bearer(req: &Request) -> Option<&str> {
         req.header("authorization")?.strip_prefix("Bearer ")
@@ -279,6 +336,9 @@ impl State {
             ["enterprises", e, rest @ ..] => (format!("enterprises/{e}"), rest),
             _ => return Answer::message(404, "Not Found"),
         };
+        if let ["actions", "runs" | "workflows" | "jobs", ..] = rest {
+            return self.actions(&owner, route, rest, query, base);
+        }
         let Some(runners) = self.owners.get(&owner) else {
             return Answer::message(404, "Not Found");
         };
@@ -318,6 +378,70 @@ impl State {
                 let id: u64 = id.parse().unwrap_or(0);
                 match runners.iter().find(|r| r["id"] == json!(id)) {
                     Some(r) => Answer::json(200, r),
+                    None => Answer::message(404, "Not Found"),
+                }
+            }
+            _ => Answer::message(404, "Not Found"),
+        }
+    }
+
+    /// Workflow runs and jobs of a repository: `actions/runs` (with
+    /// `status`), `actions/runs/{id}/jobs`, `actions/workflows/{file or
+    /// id}/runs` and `actions/jobs/{id}`. A repository with runners but no
+    /// runs set has none; an unknown one answers 404.
+    fn actions(&self, owner: &str, route: &str, rest: &[&str], query: &str, base: &str) -> Answer {
+        let known = self.runs.contains_key(owner) || self.owners.contains_key(owner);
+        if !known || !owner.starts_with("repos/") {
+            return Answer::message(404, "Not Found");
+        }
+        let runs: &[Value] = self.runs.get(owner).map_or(&[], |r| r.as_slice());
+        let status = query_str(query, "status");
+        let with_status = |r: &&Value| status.as_deref().is_none_or(|s| r["status"] == json!(s));
+        match rest {
+            ["actions", "runs"] => {
+                let list: Vec<Value> = runs.iter().filter(with_status).cloned().collect();
+                paginate(list, "workflow_runs", route, query, base)
+            }
+            ["actions", "runs", id, "jobs"] => {
+                let id: u64 = id.parse().unwrap_or(0);
+                match self.jobs.get(&id) {
+                    Some(jobs) => paginate(jobs.clone(), "jobs", route, query, base),
+                    None if runs.iter().any(|r| r["id"] == json!(id)) => {
+                        paginate(Vec::new(), "jobs", route, query, base)
+                    }
+                    None => Answer::message(404, "Not Found"),
+                }
+            }
+            ["actions", "workflows", workflow, "runs"] => {
+                let of_workflow = |r: &&Value| {
+                    let path = r["path"].as_str().unwrap_or("");
+                    let file = path
+                        .split('@')
+                        .next()
+                        .unwrap_or("")
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("");
+                    file == *workflow
+                        || workflow
+                            .parse::<u64>()
+                            .is_ok_and(|id| r["workflow_id"] == json!(id))
+                };
+                if !runs.iter().any(|r| of_workflow(&r)) {
+                    return Answer::message(404, "Not Found");
+                }
+                let list: Vec<Value> = runs
+                    .iter()
+                    .filter(of_workflow)
+                    .filter(with_status)
+                    .cloned()
+                    .collect();
+                paginate(list, "workflow_runs", route, query, base)
+            }
+            ["actions", "jobs", id] => {
+                let id: u64 = id.parse().unwrap_or(0);
+                match self.jobs.values().flatten().find(|j| j["id"] == json!(id)) {
+                    Some(j) => Answer::json(200, j),
                     None => Answer::message(404, "Not Found"),
                 }
             }
@@ -608,6 +732,8 @@ impl FakeGithub {
                 app: None,
                 issued: 0,
                 charged: 0,
+                runs: BTreeMap::new(),
+                jobs: BTreeMap::new(),
             }),
             stop: AtomicBool::new(false),
             addr,
@@ -671,6 +797,35 @@ impl FakeGithub {
     pub fn remove_runner(&self, owner: &str, id: u64) {
         if let Some(rs) = self.state().owners.get_mut(owner) {
             rs.retain(|r| r["id"] != json!(id));
+        }
+    }
+
+    /// Sets the workflow runs of a repository (`repos/acme/app`).
+    pub fn set_runs(&self, owner: &str, runs: Vec<Value>) {
+        self.state().runs.insert(owner.to_string(), runs);
+    }
+
+    /// Changes one run in place (its status, ...).
+    pub fn update_run(&self, owner: &str, id: u64, f: impl FnOnce(&mut Value)) {
+        let mut st = self.state();
+        if let Some(r) = st
+            .runs
+            .get_mut(owner)
+            .and_then(|rs| rs.iter_mut().find(|r| r["id"] == json!(id)))
+        {
+            f(r);
+        }
+    }
+
+    /// Sets the jobs of a run.
+    pub fn set_jobs(&self, run_id: u64, jobs: Vec<Value>) {
+        self.state().jobs.insert(run_id, jobs);
+    }
+
+    /// Changes the jobs of a run in place.
+    pub fn update_jobs(&self, run_id: u64, f: impl FnOnce(&mut Vec<Value>)) {
+        if let Some(j) = self.state().jobs.get_mut(&run_id) {
+            f(j);
         }
     }
 
@@ -808,6 +963,67 @@ mod tests {
         f.set_runners("orgs/acme", official_runners());
         let r = get(&f, "/orgs/acme/actions/runners/24", &[]);
         assert!(r.header("date").is_some_and(|d| d.ends_with(" GMT")));
+    }
+
+    #[test]
+    fn runs_filter_by_status_and_workflow_and_jobs_paginate() {
+        let f = FakeGithub::start();
+        let runs = crate::github_queue::fixture("queued-runs.json")["workflow_runs"].clone();
+        let mut runs = runs.as_array().unwrap().clone();
+        runs[0]["status"] = json!("in_progress");
+        f.set_runs("repos/acme/app", runs);
+        f.set_jobs(
+            20711000202,
+            crate::github_queue::fixture("run-20711000202-jobs.json")["jobs"]
+                .as_array()
+                .unwrap()
+                .clone(),
+        );
+        let body = |r: crate::Response| -> Value { serde_json::from_str(&r.body()).unwrap() };
+        let q = body(get(&f, "/repos/acme/app/actions/runs?status=queued", &[]));
+        assert_eq!(q["total_count"], 1);
+        assert_eq!(q["workflow_runs"][0]["name"], "Deploy");
+        let all = body(get(&f, "/repos/acme/app/actions/runs", &[]));
+        assert_eq!(all["total_count"], 2);
+        let r = get(
+            &f,
+            "/repos/acme/app/actions/runs/20711000202/jobs?filter=latest&per_page=2",
+            &[],
+        );
+        let link = r.header("link").unwrap().to_string();
+        assert!(
+            link.contains("/repos/acme/app/actions/runs/20711000202/jobs?filter=latest&per_page=2&page=2>; rel=\"next\""),
+            "{link}"
+        );
+        assert_eq!(body(r)["jobs"].as_array().unwrap().len(), 2);
+        // A run without jobs set has none; an unknown run is 404.
+        let none = body(get(
+            &f,
+            "/repos/acme/app/actions/runs/20711000101/jobs",
+            &[],
+        ));
+        assert_eq!(none["total_count"], 0);
+        assert_eq!(
+            get(&f, "/repos/acme/app/actions/runs/1/jobs", &[]).status,
+            404
+        );
+        let deploy = body(get(
+            &f,
+            "/repos/acme/app/actions/workflows/deploy.yml/runs",
+            &[],
+        ));
+        assert_eq!(deploy["total_count"], 1);
+        assert_eq!(
+            get(&f, "/repos/acme/app/actions/workflows/nope.yml/runs", &[]).status,
+            404
+        );
+        assert_eq!(get(&f, "/repos/acme/other/actions/runs", &[]).status, 404);
+        let job = body(get(&f, "/repos/acme/app/actions/jobs/58100000202", &[]));
+        assert_eq!(job["name"], "gpu-tests");
+        // A repository known only by its runners has no runs.
+        f.set_runners("repos/acme/lib", official_runners());
+        let lib = body(get(&f, "/repos/acme/lib/actions/runs?status=queued", &[]));
+        assert_eq!(lib["total_count"], 0);
     }
 
     #[test]

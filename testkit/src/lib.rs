@@ -5,6 +5,7 @@
 
 pub mod fake_github;
 pub mod fake_systemd;
+pub mod github_queue;
 pub mod http;
 pub mod pki;
 pub mod process;
