@@ -94,6 +94,9 @@ impl Host {
             _dir: dir,
         };
         host.wait_service(role, "ok");
+        // And its listener connected: runsvc.sh logs `Listening for Jobs`
+        // a moment after the unit starts; until then the gate says no.
+        host.wait_check(role, "listener_connected", "ok");
         host
     }
 
@@ -104,18 +107,23 @@ impl Host {
     /// Waits until `/health?role=ROLE` reports the runner's service check
     /// with `status` (the systemd collector has seen the unit's state).
     fn wait_service(&self, role: &str, status: &str) {
+        self.wait_check(role, "service_active", status);
+    }
+
+    /// Waits until `/health?role=ROLE` reports check `check` with `status`.
+    fn wait_check(&self, role: &str, check: &str, status: &str) {
         let path = format!("/health?role={role}");
         testkit::wait_for(Duration::from_secs(20), || {
             let r = self
                 .exporter
                 .get_with("GET", &path, &[("Accept", "application/json")]);
             let report: Value = serde_json::from_str(&r.body()).ok()?;
-            let (got, _) = testkit::health_check(&report, "service_active")?;
+            let (got, _) = testkit::health_check(&report, check)?;
             (got == status).then_some(())
         })
         .unwrap_or_else(|| {
             panic!(
-                "{path}: service_active never became {status}; last: {}\nlog:\n{}",
+                "{path}: {check} never became {status}; last: {}\nlog:\n{}",
                 self.exporter.get(&path).body(),
                 self.exporter.logs()
             )
@@ -269,6 +277,7 @@ fn gate_picks_the_primary_fails_over_and_names_the_root_cause() {
         if run > 1 {
             start_runner_service(&primary);
             primary.wait_service("primary", "ok");
+            primary.wait_check("primary", "listener_connected", "ok");
         }
         let stopped = Instant::now();
         stop_runner_service(&primary);
