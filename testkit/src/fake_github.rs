@@ -94,6 +94,8 @@ struct State {
     issued: u64,
     /// Requests that cost rate limit (answered, not 304).
     charged: u64,
+    /// `GET /repos/actions/runner/releases/latest` (None: 404).
+    latest_release: Option<Value>,
 }
 
 struct Inner {
@@ -272,6 +274,14 @@ impl State {
             if !tokens.iter().any(|t| t == token) {
                 return Answer::message(401, "Bad credentials");
             }
+        }
+        if let ("GET", ["repos", "actions", "runner", "releases", "latest"]) =
+            (req.method.as_str(), parts.as_slice())
+        {
+            return match &self.latest_release {
+                Some(r) => Answer::json(200, r),
+                None => Answer::message(404, "Not Found"),
+            };
         }
         let (owner, rest) = match parts.as_slice() {
             ["repos", o, r, rest @ ..] => (format!("repos/{o}/{r}"), rest),
@@ -608,6 +618,7 @@ impl FakeGithub {
                 app: None,
                 issued: 0,
                 charged: 0,
+                latest_release: None,
             }),
             stop: AtomicBool::new(false),
             addr,
@@ -672,6 +683,23 @@ impl FakeGithub {
         if let Some(rs) = self.state().owners.get_mut(owner) {
             rs.retain(|r| r["id"] != json!(id));
         }
+    }
+
+    /// The answer to `GET /repos/actions/runner/releases/latest` (a release
+    /// such as `tests/fixtures/github/queue/release-latest.json`); None
+    /// answers 404, as GitHub does for a repository without releases.
+    pub fn set_latest_release(&self, release: Option<Value>) {
+        self.state().latest_release = release;
+    }
+
+    /// The release in `tests/fixtures/github/queue/release-latest.json`
+    /// (tag `v2.330.0`).
+    pub fn fixture_latest_release() -> Value {
+        let path = crate::fixtures_dir().join("github/queue/release-latest.json");
+        serde_json::from_str(
+            &std::fs::read_to_string(path).expect("release-latest.json is readable"),
+        )
+        .expect("release-latest.json is JSON")
     }
 
     /// Only these bearer tokens reach runner endpoints; others get 401.
