@@ -73,6 +73,10 @@ impl RunnerView<'_> {
         };
         if let Some(r) = self.root {
             if r.registration.is_some() {
+                // GitHub answers 404: deleted there, whatever the file says.
+                if self.github.is_some_and(|g| !g.registered) {
+                    return Some(Lifecycle::Unregistered);
+                }
                 return Some(if busy() {
                     Lifecycle::Busy
                 } else {

@@ -124,6 +124,9 @@ struct RootEntry {
     /// Docker as the runner's user sees it (sampled with the filesystem).
     docker: Option<DockerProbe>,
     docker_task: Option<JoinHandle<DockerProbe>>,
+    /// What the last probe looked at: a change (the unit's user learned
+    /// from the systemd collector) probes again before the next rescan.
+    docker_input: Option<docker::ProbeInput>,
     /// The last poll set up watches that report every change: polled on
     /// events (and rescans) only. Otherwise every `log_poll_interval`.
     watched: bool,
@@ -154,6 +157,7 @@ impl RootEntry {
             work_due: true,
             docker: None,
             docker_task: None,
+            docker_input: None,
             watched: false,
             dirty: false,
             backlog: false,
@@ -350,21 +354,25 @@ impl RunnerCollector {
             .and_then(|u| u.user.clone())
     }
 
-    /// Probes Docker for each root that may watch it (on rescans), on
-    /// blocking threads, never waiting on a hung one twice.
+    /// Probes Docker for each root that may watch it (on rescans, and when
+    /// the unit's user changed), on blocking threads, never waiting on a
+    /// hung one twice.
     async fn sample_docker(&mut self, rescan: bool) {
         // What to probe, decided before any entry is changed.
         let inputs: Vec<Option<docker::ProbeInput>> = self
             .entries
             .iter()
             .map(|e| {
-                let due = rescan && e.docker_task.is_none() && !self.docker_off.contains(&e.path);
-                due.then(|| docker::ProbeInput {
+                if e.docker_task.is_some() || self.docker_off.contains(&e.path) {
+                    return None;
+                }
+                let input = docker::ProbeInput {
                     root: e.path.clone(),
                     unit_user: self.unit_user(&e.path, e.last.service_unit.as_deref()),
                     socket: self.docker_config.socket.clone(),
                     daemon_config: self.docker_config.daemon_config.clone(),
-                })
+                };
+                (rescan || e.docker_input.as_ref() != Some(&input)).then_some(input)
             })
             .collect();
         let mut fresh = vec![false; self.entries.len()];
@@ -374,6 +382,7 @@ impl RunnerCollector {
             }
             if let Some(input) = input {
                 *fresh = true;
+                e.docker_input = Some(input.clone());
                 e.docker_task = Some(tokio::task::spawn_blocking(move || docker::probe(&input)));
             }
         }

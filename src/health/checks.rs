@@ -686,7 +686,7 @@ fn docker_disk_space(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
     let probe = root.docker.as_ref()?;
     let fs = probe.data_fs.as_ref()?;
     let what = format!(
-        "Docker's data-root filesystem ({})",
+        "the filesystem of Docker's data-root {}",
         probe.data_root.display()
     );
     let verdict = fs_verdict(ctx, fs, &what);
