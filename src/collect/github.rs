@@ -176,9 +176,11 @@ impl GithubCollector {
     /// that succeeded (see [`releases`]): from `[github] api_url`, else
     /// api.github.com, with the credential of a runner registered there.
     /// Runners only on GitHub Enterprise Server leave it unknown (set
-    /// `[github] runner_latest_version`).
+    /// `[github] runner_latest_version`). Not while polls are stretched
+    /// for the rate-limit reserve: it waits for the window to reset too.
     async fn check_latest_release(&mut self, now: f64) {
-        if !self.release.as_ref().is_some_and(|r| r.due()) || self.targets.is_empty() {
+        let due = self.release.as_ref().is_some_and(|r| r.due());
+        if !due || self.holding || self.targets.is_empty() {
             return;
         }
         let base = self

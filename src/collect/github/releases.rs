@@ -5,7 +5,10 @@
 //! It keeps a [`Client`] of its own: the poll's client forgets the ETag of
 //! every URL a poll does not ask for (`Client::end_poll`), and this URL is
 //! asked once an hour. A failure is logged once, keeps the last known
-//! release and is retried an hour later; it never fails the poll.
+//! release and is retried an hour later; it never fails the poll. While
+//! polls are stretched to keep the rate-limit reserve, it is not asked.
+//! (Once the GitHub client goes through proxies, this client must be built
+//! the same way.)
 
 use super::auth::Secret;
 use super::client::{ApiError, Client, ErrorKind};
