@@ -69,6 +69,16 @@ fn unless_finished() -> String {
     )
 }
 
+/// `unless` clause dropping the runners GitHub refuses for their version:
+/// RunnerVersionDeprecated pages for them, with the fix that works
+/// (restarting, what the service alerts' runbooks say, is refused again).
+fn unless_deprecated() -> String {
+    format!(
+        "unless on (job, instance, runner) {} == 1",
+        c::RUNNER_VERSION_DEPRECATED.name
+    )
+}
+
 /// Every alert rule.
 pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
     let on = "{{ $labels.instance }}";
@@ -86,10 +96,10 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
             // RunnerVersionDeprecated (starting it again does not help); a
             // finished ephemeral runner stops by design.
             expr: format!(
-                "max without (state) ({state}{{state=\"active\"}}) == 0\n{unless}\nunless on (job, instance, runner) {deprecated} == 1",
+                "max without (state) ({state}{{state=\"active\"}}) == 0\n{finished}\n{deprecated}",
                 state = c::SERVICE_STATE.name,
-                unless = unless_finished(),
-                deprecated = c::RUNNER_VERSION_DEPRECATED.name,
+                finished = unless_finished(),
+                deprecated = unless_deprecated(),
             ),
             for_: "1m",
             severity: "critical",
@@ -99,7 +109,7 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
         },
         Rule {
             alert: "RunnerCrashLooping",
-            expr: format!("increase({}[{crash_window}]) >= {}", c::SERVICE_RESTARTS.name, h.crashloop_restarts),
+            expr: format!("increase({}[{crash_window}]) >= {}\n{}", c::SERVICE_RESTARTS.name, h.crashloop_restarts, unless_deprecated()),
             for_: "1m",
             severity: "critical",
             summary: format!("Runner {runner} service is crash-looping"),
@@ -109,10 +119,11 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
         Rule {
             alert: "RunnerOffline",
             expr: format!(
-                "(\n  label_replace({online} == 0, \"reason\", \"offline at GitHub\", \"\", \"\")\n  or label_replace({connected} == 0, \"reason\", \"listener disconnected\", \"\", \"\")\n)\nand on (runner) {state}{{state=\"active\"}} == 1",
+                "(\n  label_replace({online} == 0, \"reason\", \"offline at GitHub\", \"\", \"\")\n  or label_replace({connected} == 0, \"reason\", \"listener disconnected\", \"\", \"\")\n)\nand on (runner) {state}{{state=\"active\"}} == 1\n{deprecated}",
                 online = c::GITHUB_ONLINE.name,
                 connected = c::RUNNER_LISTENER_CONNECTED.name,
-                state = c::SERVICE_STATE.name
+                state = c::SERVICE_STATE.name,
+                deprecated = unless_deprecated(),
             ),
             for_: "3m",
             severity: "critical",
