@@ -128,9 +128,16 @@ impl Accounts {
     }
 }
 
-/// Reads a small regular file; Ok(None) when it does not exist.
+/// Reads a small regular file (symlinks followed: /etc entries often are
+/// links; a FIFO is opened without blocking and refused); Ok(None) when it
+/// does not exist.
 fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let file = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path);
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -697,5 +704,13 @@ mod tests {
         assert!(err.unwrap().contains("not an absolute path"));
         std::fs::write(&f, "{ not json").unwrap();
         assert!(data_root(&f).1.unwrap().contains("cannot parse"));
+        // A FIFO is refused at once, not waited on.
+        std::fs::remove_file(&f).unwrap();
+        let c = CString::new(f.as_os_str().as_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (root, err) = data_root(&f);
+        assert_eq!(root, PathBuf::from(DEFAULT_DATA_ROOT));
+        assert!(err.unwrap().contains("not a regular file"));
     }
 }
