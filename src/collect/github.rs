@@ -151,7 +151,10 @@ impl GithubCollector {
             Some(app) => Credentials::App(Box::new(AppAuth::new(app))),
             None => Credentials::Token(settings.token.clone()),
         };
+        let release = (config.latest_version() == LatestVersionSetting::Ask)
+            .then(releases::LatestRelease::default);
         GithubCollector {
+            config,
             scope: settings.github_scope,
             roots,
             client: None,
@@ -166,9 +169,7 @@ impl GithubCollector {
             last_requests: 0,
             bad_urls: Default::default(),
             not_found: BTreeMap::new(),
-            release: (config.latest_version() == LatestVersionSetting::Ask)
-                .then(releases::LatestRelease::default),
-            config,
+            release,
         }
     }
 

@@ -653,17 +653,18 @@ fn docker_available(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
         }
         SocketAccess::Denied(why) => bad(format!("{why}{}", last_failure.unwrap_or_default())),
         SocketAccess::Missing => {
-            let installed = ctx
+            // Said only when systemd was asked and has no such unit.
+            let not_installed = ctx
                 .dependencies
                 .iter()
-                .any(|u| u.name == crate::config::DOCKER_UNIT && u.load_state != "not-found");
+                .any(|u| u.name == crate::config::DOCKER_UNIT && u.load_state == "not-found");
             bad(format!(
                 "no Docker socket at {}{}{}",
                 probe.socket.display(),
-                if installed || !ctx.enabled(SYSTEMD) {
-                    ""
-                } else {
+                if not_installed {
                     " and no docker.service: Docker is not installed"
+                } else {
+                    ""
                 },
                 last_failure.unwrap_or_default()
             ))

@@ -520,9 +520,23 @@ fn docker_is_critical_only_for_runners_that_need_it() {
     s.state_mut::<SystemdState>().unwrap().dependencies = Vec::new();
     let r = eval(&s);
     assert_eq!(status_of(&r, "docker_available"), Status::Fail);
-    assert!(check(&r, "docker_available")
-        .reason
-        .contains("no Docker socket"));
+    let reason = &check(&r, "docker_available").reason;
+    assert!(reason.contains("no Docker socket"), "{reason}");
+    assert!(
+        !reason.contains("not installed"),
+        "systemd was not asked: {reason}"
+    );
+    // systemd has no docker.service: Docker is not installed.
+    s.state_mut::<SystemdState>().unwrap().dependencies = vec![UnitState {
+        load_state: "not-found".into(),
+        ..docker_unit("inactive")
+    }];
+    let r = eval(&s);
+    let reason = &check(&r, "docker_available").reason;
+    assert!(
+        reason.contains("and no docker.service: Docker is not installed"),
+        "{reason}"
+    );
 }
 
 #[test]
