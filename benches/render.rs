@@ -128,6 +128,7 @@ fn unit(i: usize, now: f64) -> UnitState {
             resident_bytes: 250_000_000,
             cpu_seconds: 12.25,
         }),
+        user: Some("runner".into()),
     }
 }
 
@@ -142,7 +143,7 @@ fn root(i: usize, now: f64) -> RunnerRoot {
         }),
         jobs: counts::<JobResult, { JobResult::COUNT }>([120, 3, 7, 2, 0, 1]),
         last_job_completed: Some(now - 300.0),
-        events: counts::<LogEvent, { LogEvent::COUNT }>([2, 2, 0, 0, 0, 1, 0, 0, 0]),
+        events: counts::<LogEvent, { LogEvent::COUNT }>([2, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0]),
         recent: vec![
             (LogEvent::ConnectError, now - 4000.0),
             (LogEvent::Reconnected, now - 3990.0),
@@ -179,6 +180,7 @@ fn root(i: usize, now: f64) -> RunnerRoot {
             is_hosted_server: None,
         }),
         agent_name: Some(name(i)),
+        ephemeral_seen: false,
         service_unit: Some(unit_name(i)),
         work_fs: Some(FsUsage {
             size: 107_374_182_400,
@@ -189,6 +191,7 @@ fn root(i: usize, now: f64) -> RunnerRoot {
         }),
         logs,
         watched: true,
+        docker: None,
     }
 }
 
@@ -230,6 +233,7 @@ pub fn snapshot() -> Snapshot {
         systemd::NAME,
         SystemdState {
             units: (0..RUNNERS).map(|i| unit(i, now)).collect(),
+            ..Default::default()
         },
     );
     s.set(
@@ -252,6 +256,7 @@ pub fn snapshot() -> Snapshot {
         GithubState {
             runners: (0..RUNNERS).map(|i| github_runner(i, now)).collect(),
             api,
+            ..Default::default()
         },
     );
     for section in &mut s.sections {

@@ -19,6 +19,8 @@ declare -A want=(
   [unshare]=util-linux
   [nsenter]=util-linux
   [faketime]=faketime
+  # tests/docker.rs: ACLs on a stand-in Docker socket.
+  [setfacl]=acl
   [python3]=python3
   [shellcheck]=shellcheck
 )

@@ -25,6 +25,7 @@ pub struct Config {
     pub host: HostConfig,
     pub systemd: SystemdConfig,
     pub runner_files: RunnerFilesConfig,
+    pub docker: DockerConfig,
     #[serde(rename = "runner", skip_serializing_if = "Vec::is_empty")]
     pub runners: Vec<RunnerConfig>,
     pub github: GithubConfig,
@@ -183,6 +184,90 @@ impl Default for RunnerFilesConfig {
     }
 }
 
+/// Docker as container jobs use it: the units it runs as, its socket and
+/// its daemon configuration. Which runners it is watched for is
+/// `[[runner]] docker`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerConfig {
+    /// The Docker socket whose permissions decide whether the runner's user
+    /// can use Docker (never connected to).
+    pub socket: PathBuf,
+    /// Units reported by the systemd collector as
+    /// `github_runner_dependency_state` and checked for runners that watch
+    /// Docker. A `docker.service` that exists makes `docker = "auto"`
+    /// watch Docker.
+    pub units: Vec<String>,
+    /// Docker's daemon configuration, for its `data-root`.
+    pub daemon_config: PathBuf,
+}
+
+/// The unit whose existence makes `docker = "auto"` watch Docker.
+pub const DOCKER_UNIT: &str = "docker.service";
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            socket: PathBuf::from("/var/run/docker.sock"),
+            units: vec![DOCKER_UNIT.to_string(), "containerd.service".to_string()],
+            daemon_config: PathBuf::from("/etc/docker/daemon.json"),
+        }
+    }
+}
+
+/// `[[runner]] docker`: whether Docker is watched for the runner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DockerMode {
+    /// Watched when the runner has run container jobs (a Worker log shows
+    /// it) or `docker.service` exists.
+    #[default]
+    Auto,
+    /// Always watched: the runner needs Docker.
+    On,
+    /// Never watched.
+    Off,
+}
+
+impl DockerMode {
+    pub fn is_auto(&self) -> bool {
+        *self == DockerMode::Auto
+    }
+}
+
+impl Serialize for DockerMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DockerMode::Auto => s.serialize_str("auto"),
+            DockerMode::On => s.serialize_bool(true),
+            DockerMode::Off => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DockerMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = DockerMode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\", true or false")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<DockerMode, E> {
+                Ok(if v { DockerMode::On } else { DockerMode::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DockerMode, E> {
+                match v {
+                    "auto" => Ok(DockerMode::Auto),
+                    _ => Err(E::custom(format!(
+                        "invalid value {v:?}: expected \"auto\", true or false"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// One runner named explicitly. Either `root` or `unit` (or both) identify
 /// it; `role` and `environment` become labels of `github_runner_info`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -196,6 +281,9 @@ pub struct RunnerConfig {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// Whether Docker is watched for this runner (`"auto"`, true, false).
+    #[serde(default, skip_serializing_if = "DockerMode::is_auto")]
+    pub docker: DockerMode,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -245,8 +333,39 @@ pub struct GithubConfig {
     pub enterprises: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app: Option<GithubAppConfig>,
+    /// The latest actions/runner version to compare runners with: a
+    /// version (`2.330.0`) where GitHub's releases API is not reachable
+    /// (GitHub Enterprise Server, no egress), or `off`. Unset: asked from
+    /// GitHub at most hourly while the GitHub collector runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner_latest_version: Option<String>,
     /// `[github.queue]`: jobs waiting for a runner.
     pub queue: QueueConfig,
+}
+
+/// `[github] runner_latest_version`, read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LatestVersionSetting {
+    /// Unset: ask GitHub's releases API.
+    Ask,
+    /// `off`: no comparison.
+    Off,
+    /// A fixed version (`v` prefix removed).
+    Fixed(String),
+}
+
+impl GithubConfig {
+    pub fn latest_version(&self) -> LatestVersionSetting {
+        match self.runner_latest_version.as_deref().map(str::trim) {
+            None => LatestVersionSetting::Ask,
+            Some("off") => LatestVersionSetting::Off,
+            Some(v) => match crate::version::Version::parse(v) {
+                Some(v) => LatestVersionSetting::Fixed(v.to_string()),
+                // Rejected when the config is read.
+                None => LatestVersionSetting::Off,
+            },
+        }
+    }
 }
 
 impl Default for GithubConfig {
@@ -263,6 +382,7 @@ impl Default for GithubConfig {
             organizations: Vec::new(),
             enterprises: Vec::new(),
             app: None,
+            runner_latest_version: None,
             queue: QueueConfig::default(),
         }
     }
@@ -573,6 +693,24 @@ impl Config {
                 ));
             }
         }
+        if !self.docker.socket.is_absolute() {
+            return Err((
+                "docker.socket".into(),
+                format!(
+                    "must be an absolute path, got {}",
+                    self.docker.socket.display()
+                ),
+            ));
+        }
+        if !self.docker.daemon_config.is_absolute() {
+            return Err((
+                "docker.daemon_config".into(),
+                format!(
+                    "must be an absolute path, got {}",
+                    self.docker.daemon_config.display()
+                ),
+            ));
+        }
         if self.runner_files.max_line_bytes < 1024 {
             return Err((
                 "runner_files.max_line_bytes".into(),
@@ -613,6 +751,14 @@ impl Config {
                 "github.scope".into(),
                 "fleet scope needs at least one of github.repositories, github.organizations or github.enterprises".into(),
             ));
+        }
+        if let Some(v) = &g.runner_latest_version {
+            if v.trim() != "off" && crate::version::Version::parse(v).is_none() {
+                return Err((
+                    "github.runner_latest_version".into(),
+                    format!("{v:?} is not a version like \"2.330.0\" or \"off\""),
+                ));
+            }
         }
         for r in &g.repositories {
             if !is_owner_repo(r) {
@@ -788,6 +934,49 @@ mod tests {
     }
 
     #[test]
+    fn docker_mode_and_latest_version_parse_and_name_their_key() {
+        let text = "[[runner]]\nroot = \"/a\"\ndocker = true\n[[runner]]\nroot = \"/b\"\ndocker = \"auto\"\n[[runner]]\nroot = \"/c\"\ndocker = false\n[[runner]]\nroot = \"/d\"\n";
+        let c = parse(text, "c").unwrap();
+        let modes: Vec<DockerMode> = c.runners.iter().map(|r| r.docker).collect();
+        assert_eq!(
+            modes,
+            [
+                DockerMode::On,
+                DockerMode::Auto,
+                DockerMode::Off,
+                DockerMode::Auto
+            ]
+        );
+        assert_eq!(parse(&c.to_toml(), "c").unwrap(), c, "round trip");
+        let e = parse("[[runner]]\nroot = \"/a\"\ndocker = \"yes\"\n", "c").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.to_string().contains("docker"), "{e}");
+        assert!(e.message.contains("\"auto\", true or false"), "{e}");
+
+        let g = |v: &str| parse(&format!("[github]\nrunner_latest_version = {v:?}\n"), "c");
+        assert_eq!(
+            g("v2.330.0").unwrap().github.latest_version(),
+            LatestVersionSetting::Fixed("2.330.0".into())
+        );
+        assert_eq!(
+            g("off").unwrap().github.latest_version(),
+            LatestVersionSetting::Off
+        );
+        assert_eq!(
+            Config::default().github.latest_version(),
+            LatestVersionSetting::Ask
+        );
+        let e = g("latest").unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("github.runner_latest_version", 2),
+            "{e}"
+        );
+        let e = parse("[docker]\nsocket = \"docker.sock\"\n", "c").unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("docker.socket", 2), "{e}");
+    }
+
+    #[test]
     fn effective_config_round_trips() {
         let c = Config::default();
         let text = c.to_toml();
@@ -900,11 +1089,13 @@ mod example_tests {
             installation_id: Some(1),
         });
         config.github.queue.repositories = Some(vec!["x/y".into()]);
+        config.github.runner_latest_version = Some("2.330.0".into());
         config.runners.push(RunnerConfig {
             root: Some("/x".into()),
             unit: Some("x".into()),
             role: Some("x".into()),
             environment: Some("x".into()),
+            docker: DockerMode::On,
         });
         let value: toml::Value = toml::from_str(&config.to_toml()).unwrap();
         let mut paths = Vec::new();

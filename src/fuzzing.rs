@@ -16,7 +16,7 @@ use crate::collect::runner::registration;
 use crate::collect::runner::root::{Consumer, Kind};
 use crate::collect::runner::tail::{LineEvent, LineReader, Sink};
 use crate::http::Format;
-use crate::snapshot::{LogState, SkipReason};
+use crate::snapshot::{LogEvent, LogState, SkipReason};
 use std::path::Path;
 
 /// A harness: panics when an input breaks an invariant.
@@ -115,7 +115,20 @@ fn check_message(message: &str) {
         Some(parse::Msg::JobCompleted { name, .. }) => {
             assert!(message.contains(name), "job {name:?} from {message:?}");
         }
+        Some(parse::Msg::VersionDeprecated(v)) | Some(parse::Msg::ForbiddenWithVersion(v)) => {
+            assert!(version_ok(v), "version {v:?} from {message:?}");
+            assert!(message.contains(v), "version {v:?} from {message:?}");
+        }
         _ => {}
+    }
+    // Worker entries: any source, any message.
+    for source in ["StepsRunner", "ProcessInvokerWrapper", "Worker"] {
+        match parse::interpret_worker(source, message) {
+            Some(parse::WorkerMsg::Step(s)) | Some(parse::WorkerMsg::Arguments(s)) => {
+                assert!(message.contains(s), "{s:?} from {message:?}");
+            }
+            _ => {}
+        }
     }
     for max in [0, 1, 2, 3, 7, MAX_JOB_NAME] {
         let t = parse::truncate(message, max);
@@ -262,11 +275,33 @@ pub fn log_line(data: &[u8]) {
         let jobs: u64 = logs.jobs.iter().map(|(_, n)| n).sum();
         assert!(durations <= jobs, "{durations} durations for {jobs} jobs");
     }
+    if let Some(f) = &logs.docker_failure {
+        assert!(f.command.len() <= 40 && f.exit_code != 0, "{f:?}");
+        assert!(f.step.as_ref().is_none_or(|s| s.len() <= 128), "{f:?}");
+    }
     if kind == Kind::Worker {
+        // A Worker log tells only of container jobs and failing docker
+        // commands.
+        assert!(
+            logs.recent
+                .iter()
+                .all(|(e, _)| *e == LogEvent::DockerFailed),
+            "{:?}",
+            logs.recent
+        );
+        let mut events = crate::snapshot::Counts::default();
+        events.add(
+            LogEvent::DockerFailed,
+            logs.events.get(LogEvent::DockerFailed),
+        );
         let listener = LogState {
             last_entry: logs.last_entry,
             bytes_read: logs.bytes_read,
             skipped: logs.skipped,
+            container_job_at: logs.container_job_at,
+            docker_failure: logs.docker_failure.clone(),
+            recent: logs.recent.clone(),
+            events,
             ..LogState::default()
         };
         assert_eq!(logs, listener, "a Worker log changed the listener state");

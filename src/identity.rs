@@ -24,7 +24,86 @@ pub struct RunnerView<'a> {
     pub config: Option<&'a RunnerConfig>,
 }
 
+/// Where a runner is in its life, as GitHub runs it: registered (waiting
+/// for a job), busy (running one), and, for an ephemeral or JIT runner,
+/// finished after its one job (it deleted its `.runner` and exited, by
+/// design). Then gone: its root removed, its series end. A runner whose
+/// `.runner` is missing without having finished so is unregistered (its
+/// registration was deleted, or it was never configured).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    Registered,
+    Busy,
+    Finished,
+    Unregistered,
+}
+
+impl Lifecycle {
+    /// Every state, in the order they are exported.
+    pub const ALL: [Lifecycle; 4] = [
+        Lifecycle::Registered,
+        Lifecycle::Busy,
+        Lifecycle::Finished,
+        Lifecycle::Unregistered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Registered => "registered",
+            Lifecycle::Busy => "busy",
+            Lifecycle::Finished => "finished",
+            Lifecycle::Unregistered => "unregistered",
+        }
+    }
+}
+
 impl RunnerView<'_> {
+    /// The runner's lifecycle state; None when nothing tells (no root and
+    /// no GitHub data, or a root the exporter cannot read).
+    ///
+    /// Finished: `.runner` is gone and the log says the listener exited
+    /// after its one job (`... running under onetime use mode.`), or the
+    /// last `.runner` seen was ephemeral and the listener exited with
+    /// return code 0.
+    pub fn lifecycle(&self) -> Option<Lifecycle> {
+        let busy = || {
+            self.root.is_some_and(|r| r.logs.current_job.is_some())
+                || self.github.is_some_and(|g| g.registered && g.busy)
+        };
+        if let Some(r) = self.root {
+            if r.registration.is_some() {
+                // GitHub answers 404: deleted there, whatever the file says.
+                if self.github.is_some_and(|g| !g.registered) {
+                    return Some(Lifecycle::Unregistered);
+                }
+                return Some(if busy() {
+                    Lifecycle::Busy
+                } else {
+                    Lifecycle::Registered
+                });
+            }
+            if !r.accessible {
+                return None;
+            }
+            let finished = r.logs.onetime_exit_at.is_some()
+                || (r.ephemeral_seen && r.logs.listener_exit_code == Some(0));
+            return Some(if finished {
+                Lifecycle::Finished
+            } else {
+                Lifecycle::Unregistered
+            });
+        }
+        let g = self.github?;
+        Some(if !g.registered {
+            Lifecycle::Unregistered
+        } else if g.busy {
+            Lifecycle::Busy
+        } else {
+            Lifecycle::Registered
+        })
+    }
+
     pub fn role(&self) -> &str {
         self.config.and_then(|c| c.role.as_deref()).unwrap_or("")
     }
@@ -268,6 +347,7 @@ mod tests {
                     unit("actions.runner.acme-app.x1.service", Some("/opt/a")),
                     unit("actions.runner.acme-app.y2.service", Some("/opt/b")),
                 ],
+                ..Default::default()
             },
         );
         snap.set(

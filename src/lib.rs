@@ -20,4 +20,5 @@ pub mod query;
 pub mod settings;
 pub mod snapshot;
 pub mod timefmt;
+pub mod version;
 pub mod webconfig;

@@ -74,6 +74,8 @@ fn env() -> Env {
     let github = FakeGithub::start();
     github.set_runners("repos/acme/app", testkit::fake_github::official_runners());
     github.set_runners("orgs/acme", Vec::new());
+    // The latest actions/runner release: 2.330.0.
+    github.set_latest_release(Some(FakeGithub::fixture_latest_release()));
     let systemd_address = systemd.address();
     Env {
         dir,

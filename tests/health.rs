@@ -56,6 +56,12 @@ impl Env {
     }
 
     fn config(&self, health: &str) -> PathBuf {
+        self.config_with(health, "")
+    }
+
+    /// The config, with `extra` (tables after `[health]`; `{dir}` is the
+    /// environment's directory) appended.
+    fn config_with(&self, health: &str, extra: &str) -> PathBuf {
         // The test machine's own disk must not decide the verdict: tiny
         // thresholds unless the scenario sets its own.
         let disk = if health.contains("disk_free") {
@@ -71,7 +77,8 @@ impl Env {
              [runner_files]\nroot_patterns = []\n\
              [[runner]]\nroot = \"{root}\"\nrole = \"primary\"\nenvironment = \"production\"\n\
              [github]\nscope = \"self\"\napi_url = \"{api}\"\ntoken_file = \"{token}\"\npoll_interval = \"1s\"\n\
-             [health]\nmemory_available_warn_ratio = 0.0\n{disk}{health}\n",
+             [health]\nmemory_available_warn_ratio = 0.0\n{disk}{health}\n{extra}",
+            extra = extra.replace("{dir}", &self.dir.path().display().to_string()),
             root = self.root.display(),
             api = self.github.url(),
             token = token.display(),
@@ -89,6 +96,24 @@ impl Env {
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Exporter::start(BIN, &[&format!("--config.file={}", config.display())], &env)
+    }
+
+    /// Writes `fixture`'s Runner log as the newest listener log: what the
+    /// next listener process of this runner wrote.
+    fn next_listener_log(&self, fixture: &str) {
+        let diag = testkit::fixtures_dir()
+            .join("runner")
+            .join(fixture)
+            .join("_diag");
+        let log = std::fs::read_dir(&diag)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("Runner_"))
+            })
+            .unwrap();
+        std::fs::copy(&log, self.root.join("_diag/Runner_20260105-120000-utc.log")).unwrap();
     }
 
     fn append_log(&self, lines: &[&str]) {
@@ -135,10 +160,13 @@ fn wait_health(e: &Exporter, expected: Option<&str>) -> (u16, Value) {
     testkit::wait_for(Duration::from_secs(20), || {
         let (code, body) = health(e);
         // Every collector must have spoken before a verdict counts.
-        let complete = ["service_active", "listener_connected"]
-            .iter()
-            .all(|c| check_status(&body, c).is_some_and(|s| s != "unknown"))
-            && check_status(&body, "data_fresh").as_deref() == Some("ok");
+        // A finished ephemeral runner has one line of its own.
+        let finished = body["runners"][0]["lifecycle"] == "finished";
+        let complete = finished
+            || ["service_active", "listener_connected"]
+                .iter()
+                .all(|c| check_status(&body, c).is_some_and(|s| s != "unknown"))
+                && check_status(&body, "data_fresh").as_deref() == Some("ok");
         (complete && cause(&body).as_deref() == expected).then_some((code, body))
     })
     .unwrap_or_else(|| {
@@ -171,6 +199,11 @@ fn check(env: &Env, config: &Path, extra: &[&str]) -> (i32, Value) {
 struct Scenario {
     name: &'static str,
     health_config: &'static str,
+    /// Config tables after `[health]` (`{dir}`: the environment's
+    /// directory).
+    extra_config: &'static str,
+    /// The runner's lifecycle state in the report.
+    lifecycle: &'static str,
     /// Applied before the daemon starts.
     inject: fn(&Env),
     http: u16,
@@ -184,6 +217,8 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "healthy",
             health_config: "",
+            extra_config: "",
+            lifecycle: "registered",
             inject: |_| {},
             http: 200,
             exit: 0,
@@ -193,6 +228,8 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "service stopped",
             health_config: "",
+            extra_config: "",
+            lifecycle: "registered",
             inject: |env| env.systemd.stop_unit(UNIT),
             http: 503,
             exit: 2,
@@ -202,6 +239,8 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "registration deleted at GitHub",
             health_config: "",
+            extra_config: "",
+            lifecycle: "unregistered",
             inject: |env| env.github.remove_runner(REPO, 23),
             http: 503,
             exit: 2,
@@ -211,6 +250,8 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: ".runner gone",
             health_config: "",
+            extra_config: "",
+            lifecycle: "unregistered",
             inject: |env| std::fs::remove_file(env.root.join(".runner")).unwrap(),
             http: 503,
             exit: 2,
@@ -220,6 +261,8 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "offline at GitHub while the service runs",
             health_config: "",
+            extra_config: "",
+            lifecycle: "registered",
             inject: |env| {
                 env.github
                     .update_runner(REPO, 23, |r| r["status"] = "offline".into())
@@ -232,6 +275,8 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "session conflict",
             health_config: "",
+            extra_config: "",
+            lifecycle: "registered",
             inject: |env| {
                 env.append_log(&[
                     "[2026-01-05 12:00:00Z ERR  Terminal] WRITE ERROR: A session for this runner already exists.",
@@ -249,6 +294,8 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "disk full (threshold)",
             health_config: "disk_free_warn_ratio = 0.9999\ndisk_free_fail_ratio = 0.9998\n",
+            extra_config: "",
+            lifecycle: "registered",
             inject: |_| {},
             http: 503,
             exit: 2,
@@ -258,6 +305,8 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "stuck job",
             health_config: "max_job_duration = \"1h\"\n",
+            extra_config: "",
+            lifecycle: "busy",
             inject: |env| {
                 env.append_log(&["[2026-01-05 12:00:00Z INFO Terminal] WRITE LINE: 2026-01-05 12:00:00Z: Running job: deploy-production"])
             },
@@ -269,6 +318,8 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "clock skew",
             health_config: "",
+            extra_config: "",
+            lifecycle: "registered",
             inject: |env| {
                 env.append_log(&["[2026-01-05 12:00:00Z WARN Terminal] WRITE LINE: The local machine's clock may be out of sync with the server time by more than five minutes."])
             },
@@ -276,6 +327,77 @@ fn scenarios() -> Vec<Scenario> {
             exit: 1,
             cause: Some("clock_skew"),
             runbook: Some("clock-skew.md"),
+        },
+        Scenario {
+            // The `deprecated` fixture's log as the newest listener's:
+            // refused for its version, exit 1, the service stopped.
+            name: "runner version deprecated",
+            health_config: "",
+            extra_config: "",
+            lifecycle: "registered",
+            inject: |env| {
+                env.next_listener_log("deprecated");
+                env.systemd.stop_unit(UNIT);
+                env.github
+                    .update_runner(REPO, 23, |r| r["status"] = "offline".into());
+                env.github
+                    .set_latest_release(Some(FakeGithub::fixture_latest_release()));
+            },
+            http: 503,
+            exit: 2,
+            cause: Some("version_deprecated"),
+            runbook: Some("version-deprecated.md"),
+        },
+        Scenario {
+            // The `ephemeral-finished` fixture: the log of its one job,
+            // `.runner` and the credentials deleted, the service stopped,
+            // the registration gone at GitHub. Not a failure, and nothing
+            // here can take a deploy.
+            name: "ephemeral runner finished",
+            health_config: "",
+            extra_config: "",
+            lifecycle: "finished",
+            inject: |env| {
+                env.next_listener_log("ephemeral-finished");
+                for f in [".runner", ".credentials", ".credentials_rsaparams"] {
+                    std::fs::remove_file(env.root.join(f)).unwrap();
+                }
+                env.systemd.stop_unit(UNIT);
+                env.github.remove_runner(REPO, 23);
+            },
+            http: 503,
+            exit: 2,
+            cause: None,
+            runbook: None,
+        },
+        Scenario {
+            // The `docker-denied` fixture's Worker log (a container job
+            // failing on `docker version`), docker.service running, and a
+            // socket the runner's user (nobody, the unit's User=) cannot
+            // open: root:root 0660.
+            name: "docker denied",
+            health_config: "",
+            extra_config: "[docker]\nsocket = \"{dir}/docker.sock\"\n",
+            lifecycle: "registered",
+            inject: |env| {
+                let worker = "docker-denied/_diag/Worker_20260105-141002-utc.log";
+                std::fs::copy(
+                    testkit::fixtures_dir().join("runner").join(worker),
+                    env.root.join("_diag/Worker_20260105-141002-utc.log"),
+                )
+                .unwrap();
+                let socket = env.dir.path().join("docker.sock");
+                let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+                // The socket file outlives the listener.
+                drop(listener);
+                std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).unwrap();
+                env.systemd.update(UNIT, |u| u.user = "nobody".into());
+                env.systemd.add_unit(Unit::running("docker.service"));
+            },
+            http: 503,
+            exit: 2,
+            cause: Some("docker_unavailable"),
+            runbook: Some("docker-unavailable.md"),
         },
     ]
 }
@@ -286,7 +408,7 @@ fn each_failure_mode_gives_gate_exit_code_cause_and_runbook() {
     for s in scenarios() {
         let env = Env::healthy();
         (s.inject)(&env);
-        let config = env.config(s.health_config);
+        let config = env.config_with(s.health_config, s.extra_config);
 
         let (exit, report) = check(&env, &config, &[]);
         let got = (exit, cause(&report));
@@ -297,8 +419,43 @@ fn each_failure_mode_gives_gate_exit_code_cause_and_runbook() {
             ));
         }
 
+        if report["runners"][0]["lifecycle"] != s.lifecycle {
+            failures.push(format!(
+                "{}: check gave lifecycle {}, want {}",
+                s.name, report["runners"][0]["lifecycle"], s.lifecycle
+            ));
+        }
+        if s.cause.is_none() {
+            let failing: Vec<&Value> = report["runners"][0]["checks"]
+                .as_array()
+                .map(|c| c.iter().filter(|c| c["status"] == "fail").collect())
+                .unwrap_or_default();
+            if !failing.is_empty() {
+                failures.push(format!(
+                    "{}: failing checks without a cause: {failing:?}",
+                    s.name
+                ));
+            }
+        }
+        if s.lifecycle == "finished"
+            && !report["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("no runner here can take a deploy"))
+        {
+            failures.push(format!(
+                "{}: no message about the deploy: {report:#}",
+                s.name
+            ));
+        }
+
         let e = env.start(&config);
         let (code, body) = wait_health(&e, s.cause);
+        if body["runners"][0]["lifecycle"] != s.lifecycle {
+            failures.push(format!(
+                "{}: /health gave lifecycle {}, want {}",
+                s.name, body["runners"][0]["lifecycle"], s.lifecycle
+            ));
+        }
         if body["runners"][0]["runner"] != RUNNER {
             failures.push(format!(
                 "{}: the runner is not named {RUNNER}: {body:#}",

@@ -877,6 +877,29 @@ fn registration_changes_ephemeral_runner_vanishing_and_root_removal() {
         Some(1.0)
     );
     assert!(logs_contain(&e, "removed"));
+    // Gone without the runner saying it finished: unregistered.
+    let state = |m: &str, s: &str| {
+        val(
+            m,
+            "github_runner_lifecycle_state",
+            &format!("runner=\"{r}\",state=\"{s}\""),
+        )
+    };
+    assert_eq!(state(&m, "unregistered"), Some(1.0), "{m}");
+    // The listener says it ends after its one job, and exits 0: finished,
+    // the expected end of an ephemeral runner.
+    append(
+        &basic.join("_diag").join(RUNNER_LOG),
+        [
+            entry("2026-01-05 12:00:00Z", "INFO", "Runner", "Job has finished at backend, the runner will exit since it is running under onetime use mode."),
+            entry("2026-01-05 12:00:01Z", "INFO", "Listener", "Runner execution has finished with return code 0"),
+        ]
+        .concat()
+        .as_bytes(),
+    );
+    let m = wait(&e, "finished", |m| state(m, "finished") == Some(1.0));
+    assert_eq!(state(&m, "unregistered"), Some(0.0));
+    assert_eq!(runner_val(&m, "github_runner_healthy", r), Some(0.0));
 
     // The root itself vanishes (the runner was uninstalled).
     std::fs::remove_dir_all(&basic).unwrap();

@@ -1043,3 +1043,229 @@ fn after_a_40s_outage_systemd_is_found_again_within_2s() {
     eprintln!("reconnected {back:?} after systemd came back (40 s outage)");
     assert!(back < Duration::from_secs(4), "{back:?}");
 }
+
+// ------------------------------------------------------------- lifecycle
+
+/// A stand-in for Docker's unit: a sleeper, as a user unit.
+const DOCKER_UNIT: &str = "[Unit]\nDescription=Docker Application Container Engine (stand-in)\n\n\
+                           [Service]\nExecStart=/bin/sleep infinity\n\n\
+                           [Install]\nWantedBy=default.target\n";
+
+#[test]
+fn docker_service_is_followed_live_apart_from_the_runners_and_gates_a_runner_that_runs_containers()
+{
+    let m = manager();
+    let t = tempfile::tempdir().expect("temporary directory");
+    m.install_unit("docker.service", DOCKER_UNIT)
+        .expect("install docker.service");
+    let r = registered(&m, t.path(), R1, "r1", &RunnerOptions::default());
+    m.enable("docker.service").expect("enable docker.service");
+    // The runner has run a container job: its Worker log says so.
+    let worker = "Worker_20260105-141002-utc.log";
+    std::fs::copy(
+        testkit::fixtures_dir()
+            .join("runner/docker-denied/_diag")
+            .join(worker),
+        r.root.join("_diag").join(worker),
+    )
+    .expect("copy the Worker log");
+    // A socket the runner's user can use: in a user manager the unit has
+    // no User=, so the user is the owner of the runner root (root here).
+    let socket = t.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind a socket"));
+    m.start_unit("docker.service")
+        .expect("start docker.service");
+    m.start_unit(R1).expect("start the runner unit");
+    let config = format!(
+        "{GATE}[docker]\nsocket = \"{}\"\n[[runner]]\nroot = \"{}\"\n",
+        socket.display(),
+        r.root.display()
+    );
+    let (e, _d) = exporter(&m, &config);
+    let dep = |s: &str, state: &str| {
+        sample_value(
+            s,
+            &format!("github_runner_dependency_state{{unit=\"docker.service\",state=\"{state}\"}}"),
+        )
+    };
+    let s = wait(
+        &e,
+        &m,
+        "docker.service active",
+        Duration::from_secs(15),
+        |s| dep(s, "active") == Some(1.0),
+    );
+    // Not a runner: no runner series for it, one systemd target.
+    assert!(
+        !s.contains("github_runner_service_state{runner=\"docker\""),
+        "{s}"
+    );
+    assert!(
+        !s.contains("unit=\"containerd.service\""),
+        "not installed: {s}"
+    );
+    assert_eq!(
+        sample_value(
+            &s,
+            "github_runner_exporter_collector_targets{collector=\"systemd\"}"
+        ),
+        Some(1.0)
+    );
+    let body = wait_health(&e, "r1", 200, None, Duration::from_secs(15));
+    assert_eq!(
+        status_in(&body, "r1", "docker_available").as_deref(),
+        Some("ok"),
+        "{body:#}"
+    );
+
+    // Docker stops: seen from systemd's signal (resync_interval is 1h),
+    // and the gate closes for the runner that needs it.
+    let t0 = Instant::now();
+    m.stop_unit("docker.service").expect("stop docker.service");
+    let s = wait(
+        &e,
+        &m,
+        "docker.service inactive",
+        Duration::from_secs(10),
+        |s| dep(s, "inactive") == Some(1.0),
+    );
+    eprintln!("docker.service stop shown after {:?}", t0.elapsed());
+    assert_eq!(
+        sample_value(&s, "github_runner_docker_usable{runner=\"r1\"}"),
+        Some(0.0),
+        "{s}"
+    );
+    assert_eq!(
+        sample_value(&s, "github_runner_docker_required{runner=\"r1\"}"),
+        Some(1.0)
+    );
+    let body = wait_health(
+        &e,
+        "r1",
+        503,
+        Some("docker_unavailable"),
+        Duration::from_secs(5),
+    );
+    let reason = body["runners"][0]["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["check"] == "docker_available"))
+        .and_then(|c| c["reason"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("docker.service is inactive (dead)"),
+        "{reason}"
+    );
+    // The service itself is fine.
+    assert_eq!(
+        status_in(&body, "r1", "service_active").as_deref(),
+        Some("ok")
+    );
+    let (code, report) = check(&m, &config);
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(
+        report["runners"][0]["diagnosis"]["cause"],
+        "docker_unavailable"
+    );
+
+    m.start_unit("docker.service")
+        .expect("start docker.service");
+    wait_health(&e, "r1", 200, None, Duration::from_secs(10));
+}
+
+/// `runsvc.sh` of a runner GitHub refuses for its version: the refusal as
+/// the listener writes it (the 403, the console echo, the traced
+/// exception; no version line, no return-code line), then exit 1.
+const DEPRECATED_RUNSVC: &str = r#"#!/bin/bash
+cd "$(dirname "$0")"
+log="_diag/Runner_$(date -u +%Y%m%d-%H%M%S)-utc.log"
+stamp() { date -u '+%Y-%m-%d %H:%M:%SZ'; }
+{
+printf '[%s ERR  GitHubActionsService] GET request to https://pipelines.example/_apis/distributedtask/pools/1/messages?sessionId=1&status=Online&runnerVersion=2.317.0&os=Linux&architecture=X64&disableUpdate=true failed. HTTP Status: Forbidden\n' "$(stamp)"
+printf '[%s ERR  Terminal] WRITE ERROR: An error occured: Runner version v2.317.0 is deprecated and cannot receive messages.\n' "$(stamp)"
+printf '[%s ERR  Listener] GitHub.DistributedTask.WebApi.AccessDeniedException: Runner version v2.317.0 is deprecated and cannot receive messages.\n' "$(stamp)"
+} >> "$log"
+exit 1
+"#;
+
+#[test]
+fn a_runner_refused_for_its_version_is_diagnosed_so_stopped_or_relaunched() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = manager();
+    let t = tempfile::tempdir().expect("temporary directory");
+    // Stopped for good (runners since 2.303.0: exit 1, no retry).
+    let stopped = registered(&m, t.path(), R1, "r1", &RunnerOptions::default());
+    // Relaunched (runners before 2.303.0, or a unit with Restart=).
+    let looping = registered(
+        &m,
+        t.path(),
+        R2,
+        "r2",
+        &RunnerOptions {
+            restart: "always".into(),
+            restart_sec: Duration::from_millis(200),
+            ..RunnerOptions::default()
+        },
+    );
+    for r in [&stopped, &looping] {
+        let script = r.root.join("runsvc.sh");
+        std::fs::write(&script, DEPRECATED_RUNSVC).expect("write runsvc.sh");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod runsvc.sh");
+    }
+    m.start_unit(R1).expect("start r1");
+    m.start_unit(R2).expect("start r2");
+    m.wait_show(R2, "NRestarts", Duration::from_secs(10), |n| {
+        n.parse::<u32>().is_ok_and(|n| n >= 4)
+    })
+    .expect("systemd relaunches r2");
+    m.wait_active_state(R1, "failed", Duration::from_secs(10))
+        .expect("r1 stops with exit 1");
+
+    let config = format!(
+        "{GATE}[[runner]]\nroot = \"{}\"\n[[runner]]\nroot = \"{}\"\n",
+        stopped.root.display(),
+        looping.root.display()
+    );
+    let (code, report) = check(&m, &config);
+    assert_eq!(code, 2, "{report:#}");
+    for runner in ["r1", "r2"] {
+        let r = report["runners"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["runner"] == runner))
+            .unwrap_or_else(|| panic!("{runner} in {report:#}"));
+        assert_eq!(r["diagnosis"]["cause"], "version_deprecated", "{r:#}");
+        assert_eq!(
+            status_in(&report, runner, "runner_version").as_deref(),
+            Some("fail")
+        );
+    }
+    // r2's loop is seen, and named after the version, not the loop.
+    assert_eq!(
+        status_in(&report, "r2", "not_crash_looping").as_deref(),
+        Some("fail"),
+        "{report:#}"
+    );
+    assert_eq!(
+        status_in(&report, "r1", "service_active").as_deref(),
+        Some("fail")
+    );
+
+    let (e, _d) = exporter(&m, &config);
+    let s = wait(&e, &m, "both refused", Duration::from_secs(15), |s| {
+        ["r1", "r2"].iter().all(|r| {
+            sample_value(
+                s,
+                &format!("github_runner_version_deprecated{{runner=\"{r}\"}}"),
+            ) == Some(1.0)
+        })
+    });
+    assert!(s.contains("version=\"2.317.0\""), "{s}");
+    wait_health(
+        &e,
+        "r2",
+        503,
+        Some("version_deprecated"),
+        Duration::from_secs(5),
+    );
+}

@@ -15,10 +15,11 @@ pub mod app;
 pub mod auth;
 pub mod client;
 pub mod ratelimit;
+pub mod releases;
 pub mod scope;
 
 use super::{Collector, Failure, Mode, Outcome};
-use crate::config::{GithubConfig, Scope};
+use crate::config::{GithubConfig, LatestVersionSetting, Scope};
 use crate::settings::Settings;
 use crate::snapshot::{ApiStats, Data, GithubRunner, GithubState, RunnerState, Store};
 use crate::timefmt::now_unix;
@@ -133,6 +134,9 @@ pub struct GithubCollector {
     bad_urls: std::collections::HashSet<String>,
     /// Self scope: when each runner id last answered 404.
     not_found: BTreeMap<Target, Instant>,
+    /// The latest actions/runner release, when `[github]
+    /// runner_latest_version` leaves it to GitHub.
+    release: Option<releases::LatestRelease>,
 }
 
 impl GithubCollector {
@@ -147,6 +151,8 @@ impl GithubCollector {
             Some(app) => Credentials::App(Box::new(AppAuth::new(app))),
             None => Credentials::Token(settings.token.clone()),
         };
+        let release = (config.latest_version() == LatestVersionSetting::Ask)
+            .then(releases::LatestRelease::default);
         GithubCollector {
             config,
             scope: settings.github_scope,
@@ -163,6 +169,65 @@ impl GithubCollector {
             last_requests: 0,
             bad_urls: Default::default(),
             not_found: BTreeMap::new(),
+            release,
+        }
+    }
+
+    /// The latest actions/runner release, at most hourly, after a poll
+    /// that succeeded (see [`releases`]): from `[github] api_url`, else
+    /// api.github.com, with the credential of a runner registered there.
+    /// Runners only on GitHub Enterprise Server leave it unknown (set
+    /// `[github] runner_latest_version`). Not while polls are stretched
+    /// for the rate-limit reserve: it waits for the window to reset too.
+    async fn check_latest_release(&mut self, now: f64) {
+        let due = self.release.as_ref().is_some_and(|r| r.due());
+        if !due || self.holding || self.targets.is_empty() {
+            return;
+        }
+        let base = self
+            .config
+            .api_url
+            .as_deref()
+            .map_or(DEFAULT_API, |u| u.trim_end_matches('/'))
+            .to_string();
+        let mut owner = None;
+        for t in self.targets.clone() {
+            if let Some((b, o)) = self.locate(&t) {
+                if b == base {
+                    owner = Some(o);
+                    break;
+                }
+            }
+        }
+        let token = match owner {
+            Some(o) => self.credential(&base, &o, now).await,
+            None => Err(ApiError::new(
+                ErrorKind::Setup,
+                format!("no runner is registered at {base} (GitHub Enterprise Server?) whose credential could ask it"),
+            )),
+        };
+        let timeouts = (
+            self.config.connect_timeout.get(),
+            self.config.request_timeout.get(),
+        );
+        let Some(release) = self.release.as_mut() else {
+            return;
+        };
+        match token {
+            Ok(token) => {
+                release
+                    .check(&base, &token, &mut self.stats, timeouts, now)
+                    .await
+            }
+            Err(e) => release.skipped(&e.message),
+        }
+    }
+
+    fn state(&self) -> GithubState {
+        GithubState {
+            runners: self.runners(),
+            api: self.stats.clone(),
+            latest_runner: self.release.as_ref().and_then(|r| r.known()),
         }
     }
 
@@ -537,21 +602,15 @@ impl Collector for GithubCollector {
         match result {
             Ok(()) => {
                 self.succeeded(now);
-                Ok(Outcome::Changed(GithubState {
-                    runners: self.runners(),
-                    api: self.stats.clone(),
-                }))
+                self.check_latest_release(now).await;
+                Ok(Outcome::Changed(self.state()))
             }
             Err(e) => {
                 self.failed(&e);
                 // The API statistics and the runners refreshed before the
                 // failure are published with it, so the failure shows in
                 // the metrics.
-                let state = GithubState {
-                    runners: self.runners(),
-                    api: self.stats.clone(),
-                };
-                Err(Failure::with_data(anyhow::anyhow!(e.message), state))
+                Err(Failure::with_data(anyhow::anyhow!(e.message), self.state()))
             }
         }
     }
@@ -615,7 +674,68 @@ mod tests {
         c.github.scope = Some(scope);
         c.github.api_url = Some(fake.url());
         c.github.token_file = Some(token);
+        // The release check has its own test.
+        c.github.runner_latest_version = Some("off".into());
         c
+    }
+
+    #[tokio::test]
+    async fn the_latest_release_is_asked_after_a_poll_at_most_hourly() {
+        let fake = FakeGithub::start();
+        fake.set_runners("repos/acme/app", official_runners());
+        fake.set_latest_release(Some(FakeGithub::fixture_latest_release()));
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(&fake, dir.path(), Scope::SelfScope);
+        config.github.runner_latest_version = None;
+        let roots = vec![registered_root(
+            "/opt/a",
+            23,
+            "https://github.com/acme/app",
+            "linux_runner",
+        )];
+        let (settings, store) = store_with_roots(config.clone(), roots.clone());
+        let mut c = GithubCollector::new(&settings, &store, Mode::Daemon);
+        assert_eq!(run_once(&mut c, &store).await, None);
+        assert_eq!(
+            github_state(&store)
+                .latest_runner
+                .clone()
+                .map(|l| l.version),
+            Some("2.330.0".into())
+        );
+        let releases = |f: &FakeGithub| {
+            f.requests()
+                .iter()
+                .filter(|r| r.route() == releases::LATEST_PATH)
+                .count()
+        };
+        assert_eq!(releases(&fake), 1);
+        let token = fake.requests()[0].header("authorization").map(String::from);
+        assert!(
+            fake.requests()
+                .iter()
+                .all(|r| r.header("authorization").map(String::from) == token),
+            "asked with the runners' credential"
+        );
+        // The next polls within the hour do not ask again, and keep it.
+        assert_eq!(run_once(&mut c, &store).await, None);
+        assert_eq!(releases(&fake), 1);
+        assert!(github_state(&store).latest_runner.is_some());
+
+        // Set in the config, or off: never asked.
+        for setting in ["2.331.0", "off"] {
+            let fake = FakeGithub::start();
+            fake.set_runners("repos/acme/app", official_runners());
+            fake.set_latest_release(Some(FakeGithub::fixture_latest_release()));
+            let mut config = config.clone();
+            config.github.api_url = Some(fake.url());
+            config.github.runner_latest_version = Some(setting.into());
+            let (settings, store) = store_with_roots(config, roots.clone());
+            let mut c = GithubCollector::new(&settings, &store, Mode::Daemon);
+            assert_eq!(run_once(&mut c, &store).await, None);
+            assert_eq!(releases(&fake), 0, "{setting}");
+            assert_eq!(github_state(&store).latest_runner, None);
+        }
     }
 
     #[tokio::test]

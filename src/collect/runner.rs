@@ -31,6 +31,7 @@
 //! Only `.runner`, `.service` and `_diag/*.log` are ever opened.
 
 mod discover;
+pub(crate) mod docker;
 pub mod parse;
 pub(crate) mod registration;
 pub(crate) mod root;
@@ -38,9 +39,11 @@ pub mod tail;
 mod watch;
 
 use super::{Collector, Failure, Mode, Outcome};
-use crate::config::RunnerFilesConfig;
+use crate::config::{DockerConfig, DockerMode, RunnerFilesConfig};
 use crate::settings::Settings;
-use crate::snapshot::{Data, FsUsage, RootSources, RunnerRoot, RunnerState, Store, SystemdState};
+use crate::snapshot::{
+    Data, DockerProbe, FsUsage, RootSources, RunnerRoot, RunnerState, Store, SystemdState,
+};
 use root::{PollOutput, RootTracker};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -118,6 +121,12 @@ struct RootEntry {
     work_fs: Option<FsUsage>,
     work_task: Option<JoinHandle<std::io::Result<FsUsage>>>,
     work_due: bool,
+    /// Docker as the runner's user sees it (sampled with the filesystem).
+    docker: Option<DockerProbe>,
+    docker_task: Option<JoinHandle<DockerProbe>>,
+    /// What the last probe looked at: a change (the unit's user learned
+    /// from the systemd collector) probes again before the next rescan.
+    docker_input: Option<docker::ProbeInput>,
     /// The last poll set up watches that report every change: polled on
     /// events (and rescans) only. Otherwise every `log_poll_interval`.
     watched: bool,
@@ -146,6 +155,9 @@ impl RootEntry {
             work_fs: None,
             work_task: None,
             work_due: true,
+            docker: None,
+            docker_task: None,
+            docker_input: None,
             watched: false,
             dirty: false,
             backlog: false,
@@ -166,13 +178,27 @@ impl RootEntry {
         r.sources = self.sources;
         r.work_fs = self.work_fs;
         r.watched = self.watched && self.tracker.is_some();
+        r.docker = self.docker.clone();
         r
     }
 }
 
+/// A unit the systemd collector reported: what the Docker probe needs.
+#[derive(Clone, Debug, PartialEq)]
+struct UnitRef {
+    name: String,
+    working_directory: Option<PathBuf>,
+    user: Option<String>,
+}
+
 pub struct RunnerCollector {
     config: RunnerFilesConfig,
+    docker_config: DockerConfig,
     config_roots: Vec<PathBuf>,
+    /// Roots named with `docker = false`: no Docker probe.
+    docker_off: Vec<PathBuf>,
+    /// The units of the last systemd state seen (their users).
+    unit_refs: Vec<UnitRef>,
     /// The systemd collector's units (None when it is disabled).
     units: Option<tokio::sync::watch::Receiver<Data<SystemdState>>>,
     /// The unit roots of the last systemd state seen: kept while the
@@ -226,9 +252,18 @@ impl RunnerCollector {
             .collect();
         config_roots.sort();
         config_roots.dedup();
+        let docker_off = config
+            .runners
+            .iter()
+            .filter(|r| r.docker == DockerMode::Off)
+            .filter_map(|r| r.root.as_deref().map(discover::normalize))
+            .collect();
         RunnerCollector {
             config: config.runner_files.clone(),
+            docker_config: config.docker.clone(),
             config_roots,
+            docker_off,
+            unit_refs: Vec::new(),
             units,
             last_unit_roots: Vec::new(),
             entries: Vec::new(),
@@ -292,8 +327,93 @@ impl RunnerCollector {
         };
         if let Some(s) = units.borrow_and_update().clone() {
             self.last_unit_roots = working_directories(&s).collect();
+            self.unit_refs = s
+                .units
+                .iter()
+                .map(|u| UnitRef {
+                    name: u.name.clone(),
+                    working_directory: u.working_directory.as_deref().map(discover::normalize),
+                    user: u.user.clone(),
+                })
+                .collect();
         }
         self.last_unit_roots.clone()
+    }
+
+    /// `User=` of the unit running in `root` (else the one its `.service`
+    /// names); None when there is none or it sets no user.
+    fn unit_user(&self, root: &std::path::Path, service: Option<&str>) -> Option<String> {
+        self.unit_refs
+            .iter()
+            .find(|u| u.working_directory.as_deref() == Some(root))
+            .or_else(|| {
+                self.unit_refs
+                    .iter()
+                    .find(|u| Some(u.name.as_str()) == service)
+            })
+            .and_then(|u| u.user.clone())
+    }
+
+    /// Probes Docker for each root that may watch it (on rescans, and when
+    /// the unit's user changed), on blocking threads, never waiting on a
+    /// hung one twice.
+    async fn sample_docker(&mut self, rescan: bool) {
+        // What to probe, decided before any entry is changed.
+        let inputs: Vec<Option<docker::ProbeInput>> = self
+            .entries
+            .iter()
+            .map(|e| {
+                if e.docker_task.is_some() || self.docker_off.contains(&e.path) {
+                    return None;
+                }
+                let input = docker::ProbeInput {
+                    root: e.path.clone(),
+                    unit_user: self.unit_user(&e.path, e.last.service_unit.as_deref()),
+                    socket: self.docker_config.socket.clone(),
+                    daemon_config: self.docker_config.daemon_config.clone(),
+                };
+                (rescan || e.docker_input.as_ref() != Some(&input)).then_some(input)
+            })
+            .collect();
+        let mut fresh = vec![false; self.entries.len()];
+        for ((e, input), fresh) in self.entries.iter_mut().zip(inputs).zip(&mut fresh) {
+            if self.docker_off.contains(&e.path) {
+                e.docker = None;
+            }
+            if let Some(input) = input {
+                *fresh = true;
+                e.docker_input = Some(input.clone());
+                e.docker_task = Some(tokio::task::spawn_blocking(move || docker::probe(&input)));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + DISCOVERY_WAIT;
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            let Some(task) = &mut e.docker_task else {
+                continue;
+            };
+            if !fresh[i] && !task.is_finished() {
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(result) => {
+                    e.docker_task = None;
+                    match result {
+                        Ok(p) => e.docker = Some(p),
+                        Err(err) => {
+                            tracing::warn!(root = %e.path.display(), error = %err, "the Docker probe failed");
+                            e.docker = None;
+                        }
+                    }
+                }
+                Err(_) => {
+                    // Hung (a file of the probe on a dead mount): picked up
+                    // on a later tick.
+                    if e.docker.take().is_some() {
+                        tracing::debug!(root = %e.path.display(), "the Docker probe did not return in time");
+                    }
+                }
+            }
+        }
     }
 
     /// Expands the globs on a blocking thread; a hung directory delays only
@@ -571,8 +691,8 @@ impl Collector for RunnerCollector {
 
     fn config_key(settings: &Settings) -> String {
         let c = &settings.config;
-        let roots: Vec<_> = c.runners.iter().map(|r| &r.root).collect();
-        super::key((&c.runner_files, roots, c.systemd.enabled))
+        let roots: Vec<_> = c.runners.iter().map(|r| (&r.root, r.docker)).collect();
+        super::key((&c.runner_files, roots, c.systemd.enabled, &c.docker))
     }
 
     fn new(settings: &Settings, store: &Store, mode: Mode) -> Self {
@@ -652,6 +772,7 @@ impl Collector for RunnerCollector {
         self.update_roots(&units);
         self.poll_roots(rescan).await;
         self.sample_work_filesystems(rescan).await;
+        self.sample_docker(rescan).await;
         let state = RunnerState {
             roots: self.entries.iter().map(RootEntry::published).collect(),
         };
@@ -723,6 +844,7 @@ mod tests {
         };
         publish(Some(SystemdState {
             units: vec![unit(&a), unit(&c.join("."))],
+            ..Default::default()
         }));
         let mut collector = RunnerCollector::new(&settings, &store, Mode::Daemon);
         let Outcome::Changed(state) = collector.collect().await.unwrap() else {
@@ -758,6 +880,7 @@ mod tests {
         // The unit goes away: its root is dropped.
         publish(Some(SystemdState {
             units: vec![unit(&a)],
+            ..Default::default()
         }));
         let Outcome::Changed(state) = collector.collect().await.unwrap() else {
             panic!("a root was removed");

@@ -103,6 +103,26 @@ pub fn recording_rules(h: &HealthConfig) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `unless` clause dropping the runners an alert must not page for: an
+/// ephemeral runner that finished (its unit stops and its `.runner` goes,
+/// by design).
+fn unless_finished() -> String {
+    format!(
+        "unless on (job, instance, runner) {}{{state=\"finished\"}} == 1",
+        c::RUNNER_LIFECYCLE_STATE.name
+    )
+}
+
+/// `unless` clause dropping the runners GitHub refuses for their version:
+/// RunnerVersionDeprecated pages for them, with the fix that works
+/// (restarting, what the service alerts' runbooks say, is refused again).
+fn unless_deprecated() -> String {
+    format!(
+        "unless on (job, instance, runner) {} == 1",
+        c::RUNNER_VERSION_DEPRECATED.name
+    )
+}
+
 /// Every alert rule.
 pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
     let on = "{{ $labels.instance }}";
@@ -119,7 +139,15 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
     vec![
         Rule {
             alert: "RunnerServiceDown",
-            expr: format!("max without (state) ({}{{state=\"active\"}}) == 0", c::SERVICE_STATE.name),
+            // A runner refused for its version pages as
+            // RunnerVersionDeprecated (starting it again does not help); a
+            // finished ephemeral runner stops by design.
+            expr: format!(
+                "max without (state) ({state}{{state=\"active\"}}) == 0\n{finished}\n{deprecated}",
+                state = c::SERVICE_STATE.name,
+                finished = unless_finished(),
+                deprecated = unless_deprecated(),
+            ),
             for_: "1m",
             severity: "critical",
             summary: format!("Runner {runner} service is not active"),
@@ -128,7 +156,7 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
         },
         Rule {
             alert: "RunnerCrashLooping",
-            expr: format!("increase({}[{crash_window}]) >= {}", c::SERVICE_RESTARTS.name, h.crashloop_restarts),
+            expr: format!("increase({}[{crash_window}]) >= {}\n{}", c::SERVICE_RESTARTS.name, h.crashloop_restarts, unless_deprecated()),
             for_: "1m",
             severity: "critical",
             summary: format!("Runner {runner} service is crash-looping"),
@@ -138,10 +166,11 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
         Rule {
             alert: "RunnerOffline",
             expr: format!(
-                "(\n  label_replace({online} == 0, \"reason\", \"offline at GitHub\", \"\", \"\")\n  or label_replace({connected} == 0, \"reason\", \"listener disconnected\", \"\", \"\")\n)\nand on (runner) {state}{{state=\"active\"}} == 1",
+                "(\n  label_replace({online} == 0, \"reason\", \"offline at GitHub\", \"\", \"\")\n  or label_replace({connected} == 0, \"reason\", \"listener disconnected\", \"\", \"\")\n)\nand on (runner) {state}{{state=\"active\"}} == 1\n{deprecated}",
                 online = c::GITHUB_ONLINE.name,
                 connected = c::RUNNER_LISTENER_CONNECTED.name,
-                state = c::SERVICE_STATE.name
+                state = c::SERVICE_STATE.name,
+                deprecated = unless_deprecated(),
             ),
             for_: "3m",
             severity: "critical",
@@ -151,7 +180,12 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
         },
         Rule {
             alert: "RunnerRegistrationDeleted",
-            expr: format!("{} == 0 or {} == 0", c::GITHUB_REGISTERED.name, c::RUNNER_CONFIGURED.name),
+            expr: format!(
+                "({} == 0 or {} == 0)\n{}",
+                c::GITHUB_REGISTERED.name,
+                c::RUNNER_CONFIGURED.name,
+                unless_finished()
+            ),
             for_: "2m",
             severity: "critical",
             summary: format!("Runner {runner} is no longer registered"),
@@ -159,11 +193,55 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
             runbook: "registration-deleted",
         },
         Rule {
-            alert: "RunnerDegraded",
+            alert: "RunnerVersionDeprecated",
+            expr: format!("{} == 1", c::RUNNER_VERSION_DEPRECATED.name),
+            for_: "1m",
+            severity: "critical",
+            summary: format!("Runner {runner} is refused by GitHub: its version is deprecated"),
+            description: format!("Runner {runner} ({on}): GitHub answered \"Runner version is deprecated and cannot receive messages\"; the listener exited and takes no jobs until the runner is updated (or, if its version is current, until GitHub's broker is reachable)."),
+            runbook: "version-deprecated",
+        },
+        Rule {
+            alert: "RunnerVersionOutdated",
             expr: format!(
-                "label_replace({avail} / {size} < {disk}, \"resource\", \"work_filesystem\", \"\", \"\")\nor label_replace({mem}, \"resource\", \"memory\", \"\", \"\")",
+                "{} == 1\nand on (job, instance, runner) {} == 1",
+                c::RUNNER_UPDATE_AVAILABLE.name,
+                c::RUNNER_UPDATE_DISABLED.name
+            ),
+            for_: "15m",
+            severity: "warning",
+            summary: format!("Runner {runner} is behind the latest release and does not update itself"),
+            description: format!("Runner {runner} ({on}) runs an older version than the latest actions/runner release (github_runner_latest_version_info) and was configured with --disableupdate: update it by hand before GitHub deprecates its version."),
+            runbook: "version-outdated",
+        },
+        Rule {
+            alert: "RunnerDockerUnavailable",
+            expr: format!(
+                "{} == 0\nand on (job, instance, runner) {} == 1",
+                c::RUNNER_DOCKER_USABLE.name,
+                c::RUNNER_DOCKER_REQUIRED.name
+            ),
+            for_: "3m",
+            severity: "critical",
+            summary: format!("Docker is unavailable to runner {runner}"),
+            description: format!("Runner {runner} ({on}) needs Docker (it runs container jobs, or docker = true) and cannot use it: a Docker unit is not active, the socket is missing, or its permissions leave the runner's user out. Container jobs fail in \"Initialize containers\"."),
+            runbook: "docker-unavailable",
+        },
+        Rule {
+            alert: "RunnerDegraded",
+            // Inodes run out as surely as bytes (node_modules, many small
+            // build outputs); Docker's data-root fills with images and
+            // volumes, often on another filesystem than the work folder.
+            expr: format!(
+                "label_replace({avail} / {size} < {disk}, \"resource\", \"work_filesystem\", \"\", \"\")\nor label_replace({files_free} / {files} < {disk}, \"resource\", \"work_filesystem_inodes\", \"\", \"\")\nor label_replace(max without (data_root) ({davail} / {dsize}) < {disk}, \"resource\", \"docker_filesystem\", \"\", \"\")\nor label_replace(max without (data_root) ({dfiles_free} / {dfiles}) < {disk}, \"resource\", \"docker_filesystem_inodes\", \"\", \"\")\nor label_replace({mem}, \"resource\", \"memory\", \"\", \"\")",
                 avail = c::RUNNER_WORK_FS_AVAIL.name,
                 size = c::RUNNER_WORK_FS_SIZE.name,
+                files_free = c::RUNNER_WORK_FS_FILES_FREE.name,
+                files = c::RUNNER_WORK_FS_FILES.name,
+                davail = c::RUNNER_DOCKER_FS_AVAIL.name,
+                dsize = c::RUNNER_DOCKER_FS_SIZE.name,
+                dfiles_free = c::RUNNER_DOCKER_FS_FILES_FREE.name,
+                dfiles = c::RUNNER_DOCKER_FS_FILES.name,
                 disk = h.disk_free_warn_ratio.0,
                 mem = per_runner(&format!("{} / {} < {}", c::HOST_MEMORY_AVAILABLE.name, c::HOST_MEMORY_TOTAL.name, h.memory_available_warn_ratio.0)),
             ),
@@ -171,7 +249,7 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
             severity: "warning",
             summary: format!("Runner {runner} host is degraded ({{{{ $labels.resource }}}})"),
             description: format!(
-                "Runner {runner} ({on}): {{{{ $labels.resource }}}} is beyond its threshold (value {{{{ $value | humanizePercentage }}}}; thresholds: work filesystem free under {}, memory available under {}).",
+                "Runner {runner} ({on}): {{{{ $labels.resource }}}} is beyond its threshold (value {{{{ $value | humanizePercentage }}}}; thresholds: space or inodes free under {} on the work filesystem and on Docker's data-root filesystem, memory available under {}).",
                 pct(h.disk_free_warn_ratio.0), pct(h.memory_available_warn_ratio.0)
             ),
             runbook: "host-degraded",

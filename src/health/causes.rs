@@ -74,6 +74,14 @@ cause_table! {
         summary: "another process holds this runner's session (the same registration runs on two hosts, e.g. primary and secondary); the listener gave up",
         fix: "stop the duplicate so each host has its own registration, then sudo systemctl restart {unit}",
     },
+    /// GitHub refuses the runner's version.
+    VersionDeprecated => {
+        id: "version_deprecated",
+        title: "Runner version deprecated",
+        runbook: "version-deprecated",
+        summary: "GitHub refuses this runner's version (\"Runner version vX is deprecated and cannot receive messages\"): the listener exited and takes no jobs until the runner is updated; restarting the service does not help (a 403 from a blocked broker endpoint reads the same: see the runbook)",
+        fix: "update the runner to the latest release (stop {unit}, unpack the new actions-runner tarball over the root, start {unit}), or let it update itself (remove --disableupdate by configuring it again); if the version is current, allow broker.actions.githubusercontent.com through the proxy or firewall",
+    },
     /// The work filesystem is (nearly) full.
     DiskFull => {
         id: "disk_full",
@@ -130,6 +138,14 @@ cause_table! {
         summary: "a job has run longer than the configured maximum and holds the runner",
         fix: "cancel the run in GitHub; restart the unit if it does not stop",
     },
+    /// Docker is not usable by the runner's user.
+    DockerUnavailable => {
+        id: "docker_unavailable",
+        title: "Docker unavailable",
+        runbook: "docker-unavailable",
+        summary: "Docker is not usable by the runner's user (docker.service or containerd.service not running, no socket, or the socket's permissions leave the user out): container jobs (container:, services:, container actions) fail in \"Initialize containers\"; other jobs still run",
+        fix: "sudo systemctl start docker.service (journalctl -u docker.service tells why it stopped); add the runner's user to the socket's group (sudo usermod -aG docker USER) and restart {unit} so it gets the group",
+    },
     /// The host is short of memory.
     HostDegraded => {
         id: "host_degraded",
@@ -137,6 +153,14 @@ cause_table! {
         runbook: "host-degraded",
         summary: "the host is short of memory",
         fix: "find and stop what holds memory (leftover job processes, containers)",
+    },
+    /// The runner is behind the latest release and does not update itself.
+    VersionOutdated => {
+        id: "version_outdated",
+        title: "Runner version outdated",
+        runbook: "version-outdated",
+        summary: "the runner is older than the latest actions/runner release and does not update itself (updates are disabled, or its last self-update failed); GitHub stops sending it jobs once the version is deprecated",
+        fix: "update the runner by hand to the latest release (stop {unit}, unpack the new actions-runner tarball over the root, start {unit}); for a failed self-update, read the newest _diag/SelfUpdate-*.log",
     },
     /// The exporter cannot evaluate a critical check: a collector is down
     /// or silent, or there is no data.

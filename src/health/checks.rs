@@ -7,7 +7,8 @@ use super::causes::Cause;
 use super::model::Status;
 use super::Ctx;
 use crate::identity::RunnerView;
-use crate::snapshot::LogEvent;
+use crate::snapshot::{FsUsage, LogEvent, SocketAccess};
+use std::cmp::Ordering;
 
 /// What one check concluded about one runner.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +24,9 @@ pub struct Verdict {
     /// For an unknown outcome, how to make it known (a failing or warning
     /// check shows its cause's fix instead).
     pub hint: Option<&'static str>,
+    /// Whether this outcome counts for the gate, when the check decides it
+    /// per runner (None: the check's own [`CheckDef::critical`]).
+    pub critical: Option<bool>,
 }
 
 impl Verdict {
@@ -33,6 +37,7 @@ impl Verdict {
             cause,
             points: true,
             hint: None,
+            critical: None,
         }
     }
 
@@ -64,6 +69,11 @@ impl Verdict {
 
     fn hint(mut self, hint: &'static str) -> Verdict {
         self.hint = Some(hint);
+        self
+    }
+
+    fn critical(mut self, critical: bool) -> Verdict {
+        self.critical = Some(critical);
         self
     }
 }
@@ -108,6 +118,11 @@ pub const CHECKS: &[CheckDef] = &[
         run: listener_connected,
     },
     CheckDef {
+        id: "runner_version",
+        critical: true,
+        run: runner_version,
+    },
+    CheckDef {
         id: "job_not_stuck",
         critical: true,
         run: job_not_stuck,
@@ -116,6 +131,16 @@ pub const CHECKS: &[CheckDef] = &[
         id: "work_disk_space",
         critical: true,
         run: work_disk_space,
+    },
+    CheckDef {
+        id: "docker_available",
+        critical: true,
+        run: docker_available,
+    },
+    CheckDef {
+        id: "docker_disk_space",
+        critical: true,
+        run: docker_disk_space,
     },
     CheckDef {
         id: "clock_in_sync",
@@ -135,7 +160,7 @@ pub const CHECKS: &[CheckDef] = &[
 ];
 
 const SYSTEMD: &str = crate::collect::systemd::NAME;
-const RUNNER: &str = crate::collect::runner::NAME;
+pub(crate) const RUNNER: &str = crate::collect::runner::NAME;
 const GITHUB: &str = crate::collect::github::NAME;
 const HOST: &str = crate::collect::host::NAME;
 
@@ -358,6 +383,7 @@ fn online_at_github(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
                 let cause = match last_failure(v) {
                     Some(LogEvent::SessionConflict) => Cause::SessionConflict,
                     Some(LogEvent::ClockSkew) => Cause::ClockSkew,
+                    Some(LogEvent::VersionDeprecated) => Cause::VersionDeprecated,
                     _ => Cause::OfflineAtGithub,
                 };
                 Verdict::fail("offline at GitHub although the service runs", cause)
@@ -393,6 +419,10 @@ fn listener_connected(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
                 (Some(LogEvent::RegistrationDeleted), _) => (
                     Cause::RegistrationDeleted,
                     "the registration was deleted from the server".to_string(),
+                ),
+                (Some(LogEvent::VersionDeprecated), _) => (
+                    Cause::VersionDeprecated,
+                    "GitHub refuses the runner's version (deprecated)".to_string(),
                 ),
                 (Some(LogEvent::AuthFailed), _) => (
                     Cause::OfflineAtGithub,
@@ -445,33 +475,230 @@ fn job_not_stuck(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
     })
 }
 
-/// Free space on the filesystem of the work folder.
-fn work_disk_space(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
-    let fs = v.root.filter(|_| ctx.fresh(RUNNER))?.work_fs?;
+/// Free space and free inodes of a filesystem against the `[health]`
+/// thresholds (inodes only where the filesystem counts them).
+fn fs_verdict(ctx: &Ctx<'_>, fs: &FsUsage, what: &str) -> Verdict {
     let h = ctx.thresholds;
     let free = if fs.size > 0 {
         fs.avail as f64 / fs.size as f64
     } else {
         0.0
     };
-    let detail = format!(
-        "{} free on the work filesystem ({} of {} bytes)",
+    let mut detail = format!(
+        "{} free on {what} ({} of {} bytes)",
         pct(free),
         fs.avail,
         fs.size
     );
-    Some(if free < h.disk_free_fail_ratio.0 {
+    let inodes = (fs.files > 0).then(|| fs.files_free as f64 / fs.files as f64);
+    if let Some(i) = inodes {
+        detail.push_str(&format!(
+            ", {} of inodes free ({} of {})",
+            pct(i),
+            fs.files_free,
+            fs.files
+        ));
+    }
+    let worst = inodes.map_or(free, |i| i.min(free));
+    let short = if inodes.is_some_and(|i| i < free) {
+        "inodes"
+    } else {
+        "space"
+    };
+    if worst < h.disk_free_fail_ratio.0 {
         Verdict::fail(
-            format!("{detail}, under {}", pct(h.disk_free_fail_ratio.0)),
+            format!("{detail}: {short} under {}", pct(h.disk_free_fail_ratio.0)),
             Cause::DiskFull,
         )
-    } else if free < h.disk_free_warn_ratio.0 {
+    } else if worst < h.disk_free_warn_ratio.0 {
         Verdict::warn(
-            format!("{detail}, under {}", pct(h.disk_free_warn_ratio.0)),
+            format!("{detail}: {short} under {}", pct(h.disk_free_warn_ratio.0)),
             Cause::DiskFull,
         )
     } else {
         Verdict::ok(detail, Cause::DiskFull)
+    }
+}
+
+/// Free space and inodes on the filesystem of the work folder.
+fn work_disk_space(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let fs = v.root.filter(|_| ctx.fresh(RUNNER))?.work_fs?;
+    Some(fs_verdict(ctx, &fs, "the work filesystem"))
+}
+
+/// The runner's version: refused by GitHub (fails), behind the latest
+/// release while it does not update itself, or its self-update failed
+/// (warnings). Listed once the version is known.
+fn runner_version(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let root = v.root.filter(|_| ctx.fresh(RUNNER))?;
+    let logs = &root.logs;
+    let latest = ctx.latest;
+    let behind = |ver: &str| latest.and_then(|l| crate::version::compare(ver, &l.version));
+    if let Some(at) = logs.deprecated_at {
+        let ver = logs.version.as_deref().unwrap_or("?");
+        let mut reason = format!(
+            "GitHub refuses runner version {ver} since {}: \"Runner version v{ver} is deprecated and cannot receive messages\"; the listener exited and takes no jobs until the runner is updated",
+            crate::timefmt::rfc3339_millis(at)
+        );
+        if let (Some(Ordering::Equal | Ordering::Greater), Some(l)) = (behind(ver), latest) {
+            reason.push_str(&format!(
+                "; {ver} is not older than the latest release {}: the refusal is more likely a 403 from GitHub's broker (broker.actions.githubusercontent.com blocked by a proxy or firewall)",
+                l.version
+            ));
+        }
+        return Some(Verdict::fail(reason, Cause::VersionDeprecated));
+    }
+    let ver = logs.version.as_deref()?;
+    if let Some(at) = logs.update_failed_at {
+        return Some(Verdict::warn(
+            format!(
+                "the runner's self-update failed at {}; it still runs {ver}",
+                crate::timefmt::rfc3339_millis(at)
+            ),
+            Cause::VersionOutdated,
+        ));
+    }
+    let disabled = root.registration.as_ref().is_some_and(|r| r.disable_update);
+    Some(match (behind(ver), latest) {
+        (Some(Ordering::Less), Some(l)) if disabled => Verdict::warn(
+            format!(
+                "{ver}, behind the latest release {}, and updates are disabled (disableUpdate in .runner): update it by hand before GitHub deprecates it",
+                l.version
+            ),
+            Cause::VersionOutdated,
+        ),
+        (Some(Ordering::Less), Some(l)) => Verdict::ok(
+            format!(
+                "{ver}; the latest release is {}: the runner updates itself when GitHub asks it to",
+                l.version
+            ),
+            Cause::VersionOutdated,
+        ),
+        (Some(_), Some(l)) => Verdict::ok(
+            format!("{ver}, the latest release ({} from {})", l.version, l.source),
+            Cause::VersionOutdated,
+        ),
+        _ => Verdict::ok(
+            format!("{ver} (the latest release is not known: [github] runner_latest_version, or the GitHub collector)"),
+            Cause::VersionOutdated,
+        ),
+    })
+}
+
+/// Docker, for a runner that watches it: its units active, its socket
+/// there and open to the runner's user. Critical when the runner needs
+/// Docker (`docker = true`, or container jobs seen); a warning otherwise.
+fn docker_available(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let root = v.root.filter(|_| ctx.fresh(RUNNER))?;
+    let watch = super::docker_watch(v, ctx.dependencies)?;
+    let required = watch.required;
+    let bad = |reason: String| {
+        let reason = format!("{reason} (watched: {})", watch.why);
+        if required {
+            Verdict::fail(reason, Cause::DockerUnavailable).critical(true)
+        } else {
+            Verdict::warn(reason, Cause::DockerUnavailable).critical(false)
+        }
+    };
+    let last_failure = root.logs.docker_failure.as_ref().map(|f| {
+        format!(
+            "; a job's `{}` exited {}{} at {}",
+            f.command,
+            f.exit_code,
+            f.step
+                .as_deref()
+                .map(|s| format!(" in step '{s}'"))
+                .unwrap_or_default(),
+            crate::timefmt::rfc3339_millis(f.at)
+        )
+    });
+    if ctx.enabled(SYSTEMD) && !ctx.fresh(SYSTEMD) {
+        return Some(Verdict::unknown(ctx.staleness(SYSTEMD), Cause::DataStale).critical(required));
+    }
+    let units: Vec<_> = ctx
+        .dependencies
+        .iter()
+        .filter(|u| u.load_state != "not-found")
+        .collect();
+    let down: Vec<String> = units
+        .iter()
+        .filter(|u| u.active_state != "active")
+        .map(|u| format!("{} is {} ({})", u.name, u.active_state, u.sub_state))
+        .collect();
+    if !down.is_empty() {
+        return Some(bad(format!(
+            "{}{}",
+            down.join(", "),
+            last_failure.clone().unwrap_or_default()
+        )));
+    }
+    let Some(probe) = root.docker.as_ref() else {
+        return Some(
+            Verdict::unknown(
+                "the runner's access to Docker has not been probed yet",
+                Cause::DataStale,
+            )
+            .critical(required),
+        );
+    };
+    let active: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+    let units_ok = if active.is_empty() {
+        String::new()
+    } else {
+        format!("; {} active", active.join(", "))
+    };
+    Some(match &probe.access {
+        SocketAccess::Granted(how) => {
+            Verdict::ok(format!("{how}{units_ok}"), Cause::DockerUnavailable).critical(required)
+        }
+        SocketAccess::Denied(why) => bad(format!("{why}{}", last_failure.unwrap_or_default())),
+        SocketAccess::Missing => {
+            // Said only when systemd was asked and has no such unit.
+            let not_installed = ctx
+                .dependencies
+                .iter()
+                .any(|u| u.name == crate::config::DOCKER_UNIT && u.load_state == "not-found");
+            bad(format!(
+                "no Docker socket at {}{}{}",
+                probe.socket.display(),
+                if not_installed {
+                    " and no docker.service: Docker is not installed"
+                } else {
+                    ""
+                },
+                last_failure.unwrap_or_default()
+            ))
+        }
+        SocketAccess::Unknown(why) => Verdict::unknown(
+            format!("cannot tell whether the runner's user can use Docker: {why}"),
+            Cause::DockerUnavailable,
+        )
+        .critical(required)
+        .hint("name the runner's user with User= in its unit, in /etc/passwd"),
+    })
+}
+
+/// Free space and inodes on the filesystem of Docker's data-root, for a
+/// runner that watches Docker: container jobs fill it (images, volumes,
+/// build cache).
+fn docker_disk_space(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let root = v.root.filter(|_| ctx.fresh(RUNNER))?;
+    let watch = super::docker_watch(v, ctx.dependencies)?;
+    let probe = root.docker.as_ref()?;
+    let fs = probe.data_fs.as_ref()?;
+    let what = format!(
+        "the filesystem of Docker's data-root {}",
+        probe.data_root.display()
+    );
+    let verdict = fs_verdict(ctx, fs, &what);
+    Some(match verdict.status {
+        // Not needed by this runner: a warning at most.
+        Status::Fail if !watch.required => Verdict {
+            status: Status::Warn,
+            ..verdict
+        }
+        .critical(false),
+        _ => verdict.critical(watch.required),
     })
 }
 

@@ -30,9 +30,9 @@ pub use causes::Cause;
 pub use model::{Check, Diagnosis, Report, RunnerHealth, Status};
 pub use render::{render, render_text, Format};
 
-use crate::config::{HealthConfig, UnknownPolicy};
-use crate::identity::{self, RunnerView};
-use crate::snapshot::{HostState, Snapshot};
+use crate::config::{DockerMode, HealthConfig, LatestVersionSetting, UnknownPolicy, DOCKER_UNIT};
+use crate::identity::{self, Lifecycle, RunnerView};
+use crate::snapshot::{GithubState, HostState, Snapshot, SystemdState, UnitState};
 use checks::{CheckDef, Verdict, CHECKS};
 
 /// Where runbook links point: the repository's `docs/runbooks/`.
@@ -73,12 +73,86 @@ pub fn sources(snap: &Snapshot, now: f64) -> Vec<Source> {
         .collect()
 }
 
+/// The latest actions/runner version runners are compared with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Latest {
+    pub version: String,
+    /// `github` (the releases API) or `config` (`[github]
+    /// runner_latest_version`).
+    pub source: &'static str,
+}
+
+/// The latest runner version: `[github] runner_latest_version`, else what
+/// GitHub's releases API last said (None: off, or not known yet).
+pub fn latest_version(snap: &Snapshot) -> Option<Latest> {
+    match snap.settings.config.github.latest_version() {
+        LatestVersionSetting::Off => None,
+        LatestVersionSetting::Fixed(version) => Some(Latest {
+            version,
+            source: "config",
+        }),
+        LatestVersionSetting::Ask => snap
+            .state::<GithubState>()
+            .and_then(|g| g.latest_runner.as_ref())
+            .map(|l| Latest {
+                version: l.version.clone(),
+                source: "github",
+            }),
+    }
+}
+
+/// Why Docker is watched for a runner, and whether it is critical there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DockerWatch {
+    /// The runner needs Docker: Docker unavailable fails the gate.
+    /// Otherwise it is a warning.
+    pub required: bool,
+    pub why: &'static str,
+}
+
+/// Whether Docker is watched for `v` (`[[runner]] docker`, default
+/// `auto`): always with `true`; under `auto` when the runner has run
+/// container jobs (required) or docker.service exists (a warning only:
+/// the runner may never run one).
+pub fn docker_watch(v: &RunnerView<'_>, dependencies: &[UnitState]) -> Option<DockerWatch> {
+    match v.config.map_or(DockerMode::Auto, |c| c.docker) {
+        DockerMode::Off => None,
+        DockerMode::On => Some(DockerWatch {
+            required: true,
+            why: "[[runner]] docker = true",
+        }),
+        DockerMode::Auto => {
+            if v.root.is_some_and(|r| r.logs.container_job_at.is_some()) {
+                Some(DockerWatch {
+                    required: true,
+                    why: "the runner has run container jobs",
+                })
+            } else if dependencies
+                .iter()
+                .any(|u| u.name == DOCKER_UNIT && u.load_state != "not-found")
+            {
+                Some(DockerWatch {
+                    required: false,
+                    why: "docker.service exists",
+                })
+            } else {
+                None
+            }
+        }
+    }
+}
+
 /// What the checks read besides the runners themselves.
 pub struct Inputs<'a> {
     pub thresholds: &'a HealthConfig,
     /// Every collector, in registry order.
     pub sources: &'a [Source],
     pub host: Option<&'a HostState>,
+    /// Units the runners depend on (docker.service...), from the systemd
+    /// collector.
+    pub dependencies: &'a [UnitState],
+    /// The latest runner release, when known.
+    pub latest: Option<Latest>,
     /// Wall-clock time of the evaluation, seconds since the epoch.
     pub now: f64,
 }
@@ -87,6 +161,8 @@ pub struct Inputs<'a> {
 pub struct Ctx<'a> {
     pub thresholds: &'a HealthConfig,
     pub host: Option<&'a HostState>,
+    pub dependencies: &'a [UnitState],
+    pub latest: Option<&'a Latest>,
     pub now: f64,
     sources: &'a [Source],
 }
@@ -215,6 +291,7 @@ fn unit_ref(v: &RunnerView<'_>) -> String {
 }
 
 fn check_of(ctx: &Ctx<'_>, def: &CheckDef, verdict: &Verdict, unit: &str) -> Check {
+    let critical = verdict.critical.unwrap_or(def.critical);
     let remediation = match verdict.status {
         Status::Ok | Status::Skipped => String::new(),
         Status::Unknown => verdict.hint.map(String::from).unwrap_or_default(),
@@ -223,7 +300,7 @@ fn check_of(ctx: &Ctx<'_>, def: &CheckDef, verdict: &Verdict, unit: &str) -> Che
     Check {
         check: def.id.to_string(),
         status: verdict.status,
-        critical: def.critical,
+        critical,
         reason: verdict.reason.clone(),
         remediation,
         runbook: runbook_url(&ctx.thresholds.runbook_base_url, verdict.cause.runbook()),
@@ -258,7 +335,7 @@ fn diagnose(
         .collect();
     let unknown: Vec<&str> = verdicts
         .iter()
-        .filter(|(def, v)| def.critical && v.status == Status::Unknown)
+        .filter(|(def, v)| v.critical.unwrap_or(def.critical) && v.status == Status::Unknown)
         .map(|(def, _)| def.id)
         .collect();
     if failing.len() > 1 || (!failing.is_empty() && !unknown.is_empty()) {
@@ -276,8 +353,51 @@ fn diagnose(
     })
 }
 
+/// An ephemeral runner that finished: not a failure, and no runner that
+/// can take a deploy either. Its checks do not apply; one line says why.
+fn finished_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
+    let logs = v.root.map(|r| &r.logs);
+    let when = logs
+        .and_then(|l| l.onetime_exit_at.or(l.last_entry))
+        .map(|t| format!(" at {}", crate::timefmt::rfc3339_millis(t)))
+        .unwrap_or_default();
+    let exit = match logs.and_then(|l| l.listener_exit_code) {
+        Some(c) => format!(", return code {c}"),
+        None => String::new(),
+    };
+    let reason = format!(
+        "an ephemeral runner that ran its one job and exited{when}{exit}, deleting its registration (by design): it takes no more jobs, and is not counted as a runner that can take a deploy; its replacement registers as a new runner"
+    );
+    RunnerHealth {
+        runner: v.name.clone(),
+        role: v.role().to_string(),
+        environment: v.environment().to_string(),
+        unit: v.unit.map(|u| u.name.clone()),
+        root: v.root.map(|r| r.root.display().to_string()),
+        status: Status::Skipped,
+        healthy: false,
+        lifecycle: Some(Lifecycle::Finished),
+        checks: vec![Check {
+            check: "lifecycle".to_string(),
+            status: Status::Skipped,
+            critical: false,
+            reason,
+            remediation: String::new(),
+            runbook: runbook_url(&ctx.thresholds.runbook_base_url, FINISHED_RUNBOOK),
+        }],
+        diagnosis: None,
+    }
+}
+
+/// The runbook page of a finished ephemeral runner.
+pub const FINISHED_RUNBOOK: &str = "ephemeral-finished";
+
 /// One runner's checks and diagnosis.
 fn runner_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
+    let lifecycle = v.lifecycle();
+    if lifecycle == Some(Lifecycle::Finished) && ctx.fresh(checks::RUNNER) {
+        return finished_health(ctx, v);
+    }
     let verdicts: Vec<(&CheckDef, Verdict)> = CHECKS
         .iter()
         .filter_map(|c| (c.run)(ctx, v).map(|verdict| (c, verdict)))
@@ -315,6 +435,7 @@ fn runner_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
         root: v.root.map(|r| r.root.display().to_string()),
         status,
         healthy,
+        lifecycle,
         checks,
         diagnosis,
     }
@@ -325,6 +446,8 @@ pub fn evaluate(runners: &[RunnerView<'_>], inputs: &Inputs<'_>, selector: &Sele
     let ctx = Ctx {
         thresholds: inputs.thresholds,
         host: inputs.host,
+        dependencies: inputs.dependencies,
+        latest: inputs.latest.as_ref(),
         now: inputs.now,
         sources: inputs.sources,
     };
@@ -333,14 +456,28 @@ pub fn evaluate(runners: &[RunnerView<'_>], inputs: &Inputs<'_>, selector: &Sele
         .filter(|v| selector.matches(v))
         .map(|v| runner_health(&ctx, v))
         .collect();
-    let message = runners.is_empty().then(|| {
-        if selector.is_empty() {
+    // A finished ephemeral runner neither takes a deploy nor fails one:
+    // the gate is about the others.
+    let deployable: Vec<&RunnerHealth> = runners
+        .iter()
+        .filter(|r| r.lifecycle != Some(Lifecycle::Finished))
+        .collect();
+    let message = if runners.is_empty() {
+        Some(if selector.is_empty() {
             "no runner found on this host".to_string()
         } else {
             "no runner matches the selection".to_string()
-        }
-    });
-    let status = if runners.is_empty() {
+        })
+    } else if deployable.is_empty() {
+        let names: Vec<&str> = runners.iter().map(|r| r.runner.as_str()).collect();
+        Some(format!(
+            "no runner here can take a deploy: {} finished (ephemeral runners that ran their one job) and no replacement has registered yet",
+            names.join(", ")
+        ))
+    } else {
+        None
+    };
+    let status = if deployable.is_empty() {
         Status::Fail
     } else {
         runners
@@ -349,7 +486,7 @@ pub fn evaluate(runners: &[RunnerView<'_>], inputs: &Inputs<'_>, selector: &Sele
             .max()
             .unwrap_or(Status::Fail)
     };
-    let healthy = !runners.is_empty() && runners.iter().all(|r| r.healthy);
+    let healthy = !deployable.is_empty() && deployable.iter().all(|r| r.healthy);
     Report {
         status,
         healthy,
@@ -379,6 +516,10 @@ pub fn evaluate_views(
         thresholds: &snap.settings.config.health,
         sources: &sources,
         host: snap.state::<HostState>(),
+        dependencies: snap
+            .state::<SystemdState>()
+            .map_or(&[], |s| s.dependencies.as_slice()),
+        latest: latest_version(snap),
         now,
     };
     let mut report = evaluate(views, &inputs, selector);

@@ -71,8 +71,13 @@ pub struct RunnerHealth {
     pub unit: Option<String>,
     pub root: Option<String>,
     pub status: Status,
-    /// True when no critical check fails: fit to deploy.
+    /// True when no critical check fails: fit to deploy. False for an
+    /// ephemeral runner that finished (it takes no more jobs).
     pub healthy: bool,
+    /// Where the runner is in its life (registered, busy, finished,
+    /// unregistered), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::identity::Lifecycle>,
     pub checks: Vec<Check>,
     pub diagnosis: Option<Diagnosis>,
 }

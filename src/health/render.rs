@@ -3,7 +3,12 @@
 //! summary, `?format=markdown`, `check --format markdown`) and GitHub
 //! Actions workflow commands (`?format=github`, `check --format github`).
 
-use super::model::{Report, Status};
+use super::model::{Report, RunnerHealth, Status};
+use crate::identity::Lifecycle;
+
+fn finished(r: &RunnerHealth) -> bool {
+    r.lifecycle == Some(Lifecycle::Finished)
+}
 
 /// How a report is written out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -89,7 +94,9 @@ pub fn render_markdown(report: &Report) -> String {
         if !tags.is_empty() {
             head.push_str(&format!(" ({})", cell(&tags.join(", "))));
         }
-        let verdict = if r.healthy {
+        let verdict = if finished(r) {
+            "finished (an ephemeral runner after its job)"
+        } else if r.healthy {
             "healthy"
         } else {
             "**not healthy**"
@@ -146,7 +153,9 @@ pub fn render_github(report: &Report) -> String {
         out.push_str(&format!("::error title=Deploy gate::{}\n", command_data(m)));
     }
     for r in &report.runners {
-        let level = if !r.healthy {
+        let level = if finished(r) {
+            "notice"
+        } else if !r.healthy {
             "error"
         } else if r.status >= Status::Unknown {
             "warning"
@@ -157,6 +166,10 @@ pub fn render_github(report: &Report) -> String {
             Some(d) => format!(
                 "{}: {} Fix: {} Runbook: {}",
                 d.title, d.summary, d.remediation, d.runbook
+            ),
+            None if finished(r) => format!(
+                "runner {} finished: an ephemeral runner that ran its one job; it takes no more jobs",
+                r.runner
             ),
             None => format!(
                 "runner {} is {} ({})",
@@ -213,7 +226,11 @@ pub fn render_text(report: &Report, color: bool) -> String {
         if !r.environment.is_empty() {
             head.push_str(&format!("  environment={}", r.environment));
         }
-        let status = r.status.as_str().to_uppercase();
+        let status = if finished(r) {
+            "FINISHED".to_string()
+        } else {
+            r.status.as_str().to_uppercase()
+        };
         out.push_str(&format!("{head}  {}\n", paint(r.status, &status)));
         let width = r
             .checks

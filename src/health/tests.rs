@@ -43,6 +43,7 @@ fn healthy() -> Snapshot {
                 working_directory: Some("/opt/r1".into()),
                 ..Default::default()
             }],
+            ..Default::default()
         },
     );
     let logs = LogState {
@@ -291,6 +292,362 @@ fn failure_modes_name_their_root_cause() {
         );
         assert!(!d.remediation.is_empty());
     }
+}
+
+fn with_config(s: &mut Snapshot, f: impl FnOnce(&mut Config)) {
+    let mut config = s.settings.config.clone();
+    f(&mut config);
+    s.settings = Arc::new(Settings::with_token(config, None));
+}
+
+fn docker_unit(state: &str) -> UnitState {
+    UnitState {
+        name: "docker.service".into(),
+        load_state: "loaded".into(),
+        active_state: state.into(),
+        sub_state: if state == "active" { "running" } else { "dead" }.into(),
+        ..Default::default()
+    }
+}
+
+fn probe(access: SocketAccess) -> DockerProbe {
+    DockerProbe {
+        socket: "/var/run/docker.sock".into(),
+        user: None,
+        access,
+        data_root: "/var/lib/docker".into(),
+        config_error: None,
+        data_fs: Some(FsUsage {
+            size: 1000,
+            avail: 500,
+            free: 500,
+            files: 100,
+            files_free: 50,
+        }),
+    }
+}
+
+fn check<'a>(r: &'a RunnerHealth, id: &str) -> &'a Check {
+    r.checks
+        .iter()
+        .find(|c| c.check == id)
+        .unwrap_or_else(|| panic!("no check {id} in {:?}", r.checks))
+}
+
+#[test]
+fn a_deprecated_version_outranks_the_stopped_or_looping_service() {
+    let mut s = healthy();
+    with_config(&mut s, |c| {
+        c.github.runner_latest_version = Some("2.330.0".into())
+    });
+    root(&mut s).logs.version = Some("2.317.0".into());
+    root(&mut s).logs.deprecated_at = Some(NOW - 120.0);
+    root(&mut s).logs.connected = Some(false);
+    root(&mut s).logs.recent = vec![(LogEvent::VersionDeprecated, NOW - 120.0)];
+    unit(&mut s).active_state = "inactive".into();
+    unit(&mut s).sub_state = "dead".into();
+    unit(&mut s).exec_main_status = Some(1);
+    gh(&mut s).online = false;
+    let r = eval(&s);
+    assert!(!r.healthy);
+    assert_eq!(status_of(&r, "runner_version"), Status::Fail);
+    assert_eq!(status_of(&r, "service_active"), Status::Fail);
+    let d = r.diagnosis.clone().unwrap();
+    assert_eq!(d.cause, Cause::VersionDeprecated, "{d:#?}");
+    assert!(d.runbook.ends_with("/version-deprecated.md"));
+    assert!(
+        d.remediation.contains("update the runner"),
+        "{}",
+        d.remediation
+    );
+    let listener = check(&r, "listener_connected");
+    assert!(
+        listener.reason.contains("deprecated"),
+        "{}",
+        listener.reason
+    );
+    assert!(listener.runbook.ends_with("/version-deprecated.md"));
+    let version = check(&r, "runner_version");
+    assert!(!version.reason.contains("broker"), "{}", version.reason);
+    // A runner before 2.303.0 is relaunched every 5 s, and a unit with
+    // Restart= loops: still the version.
+    unit(&mut s).active_state = "activating".into();
+    unit(&mut s).recent_restarts = 9;
+    assert_eq!(eval(&s).diagnosis.unwrap().cause, Cause::VersionDeprecated);
+    // The latest version refused: more likely the broker.
+    root(&mut s).logs.version = Some("2.330.0".into());
+    let r = eval(&s);
+    let version = check(&r, "runner_version");
+    assert!(
+        version
+            .reason
+            .contains("broker.actions.githubusercontent.com"),
+        "{}",
+        version.reason
+    );
+}
+
+#[test]
+fn versions_behind_the_latest_release_warn_only_when_not_updating_themselves() {
+    let mut s = healthy();
+    root(&mut s).logs.version = Some("2.329.0".into());
+    // Latest unknown: an OK line that says so.
+    with_config(&mut s, |c| {
+        c.github.runner_latest_version = Some("off".into())
+    });
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "runner_version"), Status::Ok);
+    assert!(check(&r, "runner_version").reason.contains("not known"));
+    // Behind, but it updates itself.
+    with_config(&mut s, |c| {
+        c.github.runner_latest_version = Some("v2.330.0".into())
+    });
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "runner_version"), Status::Ok, "{r:#?}");
+    assert!(r.diagnosis.is_none());
+    // Behind with --disableupdate: a warning, the gate passes.
+    root(&mut s).registration.as_mut().unwrap().disable_update = true;
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "runner_version"), Status::Warn);
+    assert!(r.healthy);
+    assert_eq!(r.diagnosis.as_ref().unwrap().cause, Cause::VersionOutdated);
+    assert_eq!(
+        evaluate_snapshot(&s, &Selector::default(), NOW).exit_code(),
+        1
+    );
+    // Current: fine.
+    root(&mut s).logs.version = Some("2.330.0".into());
+    assert_eq!(status_of(&eval(&s), "runner_version"), Status::Ok);
+    // A failed self-update shows, even with updates enabled.
+    root(&mut s).registration.as_mut().unwrap().disable_update = false;
+    root(&mut s).logs.update_failed_at = Some(NOW - 60.0);
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "runner_version"), Status::Warn);
+    assert!(check(&r, "runner_version")
+        .reason
+        .contains("self-update failed"));
+    assert!(r.healthy);
+}
+
+#[test]
+fn docker_is_critical_only_for_runners_that_need_it() {
+    // Not watched: no docker.service, no container job.
+    let mut s = healthy();
+    root(&mut s).docker = Some(probe(SocketAccess::Missing));
+    assert!(eval(&s)
+        .checks
+        .iter()
+        .all(|c| !c.check.starts_with("docker")));
+
+    // docker.service exists but is stopped; no container job seen: a
+    // warning.
+    s.state_mut::<SystemdState>().unwrap().dependencies = vec![docker_unit("inactive")];
+    let r = eval(&s);
+    let d = check(&r, "docker_available");
+    assert_eq!((d.status, d.critical), (Status::Warn, false), "{d:?}");
+    assert!(
+        d.reason.contains("docker.service is inactive"),
+        "{}",
+        d.reason
+    );
+    assert!(r.healthy);
+    assert_eq!(r.diagnosis.unwrap().cause, Cause::DockerUnavailable);
+
+    // The runner has run container jobs: the gate closes.
+    root(&mut s).logs.container_job_at = Some(NOW - 3600.0);
+    let r = eval(&s);
+    let d = check(&r, "docker_available");
+    assert_eq!((d.status, d.critical), (Status::Fail, true), "{d:?}");
+    assert!(!r.healthy);
+    assert_eq!(r.diagnosis.unwrap().cause, Cause::DockerUnavailable);
+
+    // Running, but the socket leaves the user out.
+    s.state_mut::<SystemdState>().unwrap().dependencies = vec![docker_unit("active")];
+    root(&mut s).docker = Some(probe(SocketAccess::Denied(
+        "runner (uid 1001) cannot connect to /var/run/docker.sock (root:docker 0660): as others it has ---".into(),
+    )));
+    root(&mut s).logs.docker_failure = Some(DockerFailure {
+        at: NOW - 60.0,
+        command: "docker version".into(),
+        exit_code: 1,
+        step: Some("Initialize containers".into()),
+    });
+    let r = eval(&s);
+    let d = check(&r, "docker_available");
+    assert_eq!(d.status, Status::Fail);
+    assert!(d.reason.contains("as others it has ---"), "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("`docker version` exited 1 in step 'Initialize containers'"),
+        "{}",
+        d.reason
+    );
+    assert!(
+        d.reason
+            .contains("watched: the runner has run container jobs"),
+        "{}",
+        d.reason
+    );
+
+    // Granted.
+    root(&mut s).docker = Some(probe(SocketAccess::Granted("runner can connect".into())));
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "docker_available"), Status::Ok);
+    assert!(r.healthy, "{r:#?}");
+    // Cannot be told (a directory user): unknown closes the gate when
+    // Docker is required.
+    root(&mut s).docker = Some(probe(SocketAccess::Unknown(
+        "user x is not in /etc/passwd".into(),
+    )));
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "docker_available"), Status::Unknown);
+    assert!(!r.healthy);
+
+    // docker = false: never.
+    with_config(&mut s, |c| {
+        c.runners[0].docker = crate::config::DockerMode::Off
+    });
+    assert!(eval(&s)
+        .checks
+        .iter()
+        .all(|c| !c.check.starts_with("docker")));
+    // docker = true without container jobs: required.
+    with_config(&mut s, |c| {
+        c.runners[0].docker = crate::config::DockerMode::On
+    });
+    root(&mut s).logs.container_job_at = None;
+    root(&mut s).docker = Some(probe(SocketAccess::Missing));
+    s.state_mut::<SystemdState>().unwrap().dependencies = Vec::new();
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "docker_available"), Status::Fail);
+    let reason = &check(&r, "docker_available").reason;
+    assert!(reason.contains("no Docker socket"), "{reason}");
+    assert!(
+        !reason.contains("not installed"),
+        "systemd was not asked: {reason}"
+    );
+    // systemd has no docker.service: Docker is not installed.
+    s.state_mut::<SystemdState>().unwrap().dependencies = vec![UnitState {
+        load_state: "not-found".into(),
+        ..docker_unit("inactive")
+    }];
+    let r = eval(&s);
+    let reason = &check(&r, "docker_available").reason;
+    assert!(
+        reason.contains("and no docker.service: Docker is not installed"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn inodes_and_dockers_filesystem_count_like_bytes() {
+    let mut s = healthy();
+    root(&mut s).work_fs = Some(FsUsage {
+        size: 1000,
+        avail: 900,
+        free: 900,
+        files: 1000,
+        files_free: 20,
+    });
+    let r = eval(&s);
+    let w = check(&r, "work_disk_space");
+    assert_eq!(w.status, Status::Fail);
+    assert!(w.reason.contains("inodes under 5.0%"), "{}", w.reason);
+    assert_eq!(r.diagnosis.unwrap().cause, Cause::DiskFull);
+    // Docker's data-root, for a runner that needs Docker.
+    let mut s = healthy();
+    root(&mut s).logs.container_job_at = Some(NOW);
+    let mut p = probe(SocketAccess::Granted("ok".into()));
+    p.data_fs = Some(FsUsage {
+        size: 1000,
+        avail: 10,
+        free: 10,
+        ..Default::default()
+    });
+    root(&mut s).docker = Some(p);
+    let r = eval(&s);
+    let d = check(&r, "docker_disk_space");
+    assert_eq!((d.status, d.critical), (Status::Fail, true));
+    assert!(d.reason.contains("/var/lib/docker"), "{}", d.reason);
+    assert!(!r.healthy);
+}
+
+#[test]
+fn a_finished_ephemeral_runner_is_neither_healthy_nor_failing() {
+    let mut s = healthy();
+    root(&mut s).registration = None;
+    root(&mut s).agent_name = Some("r1".into());
+    root(&mut s).ephemeral_seen = true;
+    root(&mut s).logs.onetime_exit_at = Some(NOW - 30.0);
+    root(&mut s).logs.listener_exit_code = Some(0);
+    root(&mut s).logs.connected = Some(false);
+    unit(&mut s).active_state = "inactive".into();
+    // GitHub deleted it; the collector no longer asks about it.
+    s.state_mut::<GithubState>().unwrap().runners.clear();
+    let report = evaluate_snapshot(&s, &Selector::default(), NOW);
+    let r = &report.runners[0];
+    assert_eq!(r.lifecycle, Some(crate::identity::Lifecycle::Finished));
+    assert!(!r.healthy && r.diagnosis.is_none(), "{r:#?}");
+    assert_eq!(r.status, Status::Skipped);
+    assert_eq!(r.checks.len(), 1);
+    assert_eq!(r.checks[0].check, "lifecycle");
+    assert!(r.checks[0].runbook.ends_with("/ephemeral-finished.md"));
+    assert!(r.checks.iter().all(|c| c.status != Status::Fail));
+    // Alone, it leaves nothing that can take a deploy.
+    assert!(!report.healthy);
+    assert_eq!(report.exit_code(), 2);
+    let m = report.message.clone().unwrap();
+    assert!(
+        m.contains("no runner here can take a deploy: r1 finished"),
+        "{m}"
+    );
+    let text = render_text(&report, false);
+    assert!(
+        text.contains("runner r1  role=primary  environment=production  FINISHED"),
+        "{text}"
+    );
+    assert!(
+        render(&report, Format::Github).contains("::notice title=Runner r1::runner r1 finished")
+    );
+    // Beside a healthy runner, it changes nothing.
+    let mut config = s.settings.config.clone();
+    config.runners.push(RunnerConfig {
+        root: Some("/opt/r2".into()),
+        role: Some("primary".into()),
+        ..Default::default()
+    });
+    s.settings = Arc::new(Settings::with_token(config, None));
+    let mut second = healthy().state::<RunnerState>().unwrap().roots[0].clone();
+    second.root = "/opt/r2".into();
+    second.registration.as_mut().unwrap().agent_name = Some("r2".into());
+    s.state_mut::<RunnerState>().unwrap().roots.push(second);
+    s.state_mut::<GithubState>()
+        .unwrap()
+        .runners
+        .push(GithubRunner {
+            name: "r2".into(),
+            root: Some("/opt/r2".into()),
+            id: Some(24),
+            registered: true,
+            online: true,
+            ..Default::default()
+        });
+    let report = evaluate_snapshot(&s, &Selector::default(), NOW);
+    assert_eq!(report.runners.len(), 2);
+    assert!(report.healthy, "{report:#?}");
+    assert_eq!(report.exit_code(), 0);
+    // The same root without the onetime exit is a deleted registration.
+    let mut s2 = healthy();
+    root(&mut s2).registration = None;
+    root(&mut s2).agent_name = Some("r1".into());
+    assert_eq!(
+        eval(&s2).lifecycle,
+        Some(crate::identity::Lifecycle::Unregistered)
+    );
+    assert_eq!(
+        eval(&s2).diagnosis.unwrap().cause,
+        Cause::RegistrationDeleted
+    );
 }
 
 #[test]

@@ -236,6 +236,12 @@ pub static SERVICE_EXIT_STATUS: Family = gauge(
     &["runner", "unit"],
     "Exit status (or signal number) of the unit's main process when it last exited (ExecMainStatus).",
 );
+pub static DEPENDENCY_STATE: Family = gauge(
+    Systemd,
+    "github_runner_dependency_state",
+    &["unit", "state"],
+    "ActiveState of a unit the runners depend on ([docker] units: docker.service, containerd.service), one-hot over active, reloading, inactive, failed, activating and deactivating. Absent when the unit does not exist.",
+);
 pub static PROCESS_RUNNING: Family = gauge(
     Systemd,
     "github_runner_process_running",
@@ -282,6 +288,36 @@ pub static RUNNER_CONFIGURED: Family = gauge(
     &["runner"],
     "1 when the runner root holds a .runner registration file, 0 when it is missing (unregistered, deleted or an ephemeral runner that finished).",
 );
+pub static RUNNER_LIFECYCLE_STATE: Family = gauge(
+    Runner,
+    "github_runner_lifecycle_state",
+    &["runner", "state"],
+    "Where the runner is in its life, one-hot: registered (waiting for a job), busy (running one), finished (an ephemeral or JIT runner that ran its one job and exited, deleting its .runner: expected, not a failure) or unregistered (.runner missing otherwise).",
+);
+pub static RUNNER_UPDATE_DISABLED: Family = gauge(
+    Runner,
+    "github_runner_update_disabled",
+    &["runner"],
+    "1 when the runner was configured with --disableupdate (disableUpdate in .runner): it does not update itself.",
+);
+pub static RUNNER_UPDATE_AVAILABLE: Family = gauge(
+    Runner,
+    "github_runner_update_available",
+    &["runner"],
+    "1 when the runner's version is older than the latest actions/runner release (github_runner_latest_version_info); absent when either is unknown.",
+);
+pub static RUNNER_LATEST_VERSION: Family = gauge(
+    Runner,
+    "github_runner_latest_version_info",
+    &["version", "source"],
+    "The latest actions/runner release runners are compared with: source=\"github\" (the releases API, asked at most hourly) or \"config\" ([github] runner_latest_version). Always 1.",
+);
+pub static RUNNER_VERSION_DEPRECATED: Family = gauge(
+    Runner,
+    "github_runner_version_deprecated",
+    &["runner"],
+    "1 when GitHub refused the runner's listener for its version (\"Runner version vX is deprecated and cannot receive messages\") and no listener has connected since.",
+);
 pub static RUNNER_ROOT_ACCESSIBLE: Family = gauge(
     Runner,
     "github_runner_root_accessible",
@@ -299,6 +335,54 @@ pub static RUNNER_WORK_FS_SIZE: Family = gauge(
     "github_runner_work_filesystem_size_bytes",
     &["runner"],
     "Size of the filesystem holding the runner's work folder.",
+);
+pub static RUNNER_WORK_FS_FILES: Family = gauge(
+    Runner,
+    "github_runner_work_filesystem_files",
+    &["runner"],
+    "Total inodes of the filesystem holding the runner's work folder (0 where the filesystem does not count them).",
+);
+pub static RUNNER_WORK_FS_FILES_FREE: Family = gauge(
+    Runner,
+    "github_runner_work_filesystem_files_free",
+    &["runner"],
+    "Free inodes of the filesystem holding the runner's work folder.",
+);
+pub static RUNNER_DOCKER_USABLE: Family = gauge(
+    Runner,
+    "github_runner_docker_usable",
+    &["runner"],
+    "For a runner that watches Docker: 1 when [docker] units are active and the runner's user can connect to the Docker socket (judged from its owner, mode, ACL and the user's groups), 0 when not; absent when Docker is not watched or cannot be judged.",
+);
+pub static RUNNER_DOCKER_REQUIRED: Family = gauge(
+    Runner,
+    "github_runner_docker_required",
+    &["runner"],
+    "For a runner that watches Docker: 1 when it needs Docker ([[runner]] docker = true, or it has run container jobs), so Docker unavailable fails its gate; 0 when Docker is only installed (docker.service exists).",
+);
+pub static RUNNER_DOCKER_FS_AVAIL: Family = gauge(
+    Runner,
+    "github_runner_docker_filesystem_avail_bytes",
+    &["runner", "data_root"],
+    "For a runner that watches Docker: space available to unprivileged users on the filesystem holding Docker's data-root (daemon.json data-root, default /var/lib/docker).",
+);
+pub static RUNNER_DOCKER_FS_SIZE: Family = gauge(
+    Runner,
+    "github_runner_docker_filesystem_size_bytes",
+    &["runner", "data_root"],
+    "For a runner that watches Docker: size of the filesystem holding Docker's data-root.",
+);
+pub static RUNNER_DOCKER_FS_FILES: Family = gauge(
+    Runner,
+    "github_runner_docker_filesystem_files",
+    &["runner", "data_root"],
+    "For a runner that watches Docker: total inodes of the filesystem holding Docker's data-root.",
+);
+pub static RUNNER_DOCKER_FS_FILES_FREE: Family = gauge(
+    Runner,
+    "github_runner_docker_filesystem_files_free",
+    &["runner", "data_root"],
+    "For a runner that watches Docker: free inodes of the filesystem holding Docker's data-root.",
 );
 pub static RUNNER_JOBS: Family = counter(
     Runner,
@@ -348,7 +432,7 @@ pub static RUNNER_LOG_EVENTS: Family = counter(
     Runner,
     "github_runner_log_events_total",
     &["runner", "event"],
-    "Known events in the runner's log while the exporter ran: connect_error, reconnected, session_conflict, registration_deleted, auth_failed, update_started, update_failed, clock_skew, listener_exited.",
+    "Known events in the runner's log while the exporter ran: connect_error, reconnected, session_conflict, registration_deleted, auth_failed, update_started, update_failed, clock_skew, listener_exited, version_deprecated (GitHub refused the listener's version), docker_failed (a job's docker command failed, from the Worker log).",
 );
 pub static RUNNER_LOG_LAST_ENTRY: Family = gauge(
     Runner,
@@ -666,14 +750,28 @@ pub static ALL: &[&Family] = &[
     &SERVICE_RESTARTS,
     &SERVICE_ACTIVE_SINCE,
     &SERVICE_EXIT_STATUS,
+    &DEPENDENCY_STATE,
     &PROCESS_RUNNING,
     &PROCESS_RESIDENT,
     &PROCESS_CPU,
     &RUNNER_INFO,
     &RUNNER_CONFIGURED,
+    &RUNNER_LIFECYCLE_STATE,
+    &RUNNER_UPDATE_DISABLED,
+    &RUNNER_UPDATE_AVAILABLE,
+    &RUNNER_LATEST_VERSION,
+    &RUNNER_VERSION_DEPRECATED,
     &RUNNER_ROOT_ACCESSIBLE,
     &RUNNER_WORK_FS_AVAIL,
     &RUNNER_WORK_FS_SIZE,
+    &RUNNER_WORK_FS_FILES,
+    &RUNNER_WORK_FS_FILES_FREE,
+    &RUNNER_DOCKER_USABLE,
+    &RUNNER_DOCKER_REQUIRED,
+    &RUNNER_DOCKER_FS_AVAIL,
+    &RUNNER_DOCKER_FS_SIZE,
+    &RUNNER_DOCKER_FS_FILES,
+    &RUNNER_DOCKER_FS_FILES_FREE,
     &RUNNER_JOBS,
     &RUNNER_JOB_DURATION,
     &RUNNER_JOB_RUNNING,

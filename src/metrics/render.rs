@@ -3,9 +3,10 @@
 
 use super::catalog as c;
 use super::encode::{Encoded, Encoder};
-use crate::identity::{self, RunnerView};
+use crate::health::{Report, Status};
+use crate::identity::{self, Lifecycle, RunnerView};
 use crate::snapshot::{
-    GithubState, HostState, QueueState, RunnerState, Snapshot, Variants, UNIT_STATES,
+    GithubState, HostState, QueueState, RunnerState, Snapshot, SystemdState, Variants, UNIT_STATES,
 };
 
 /// Version, git revision and compiler of this build.
@@ -20,11 +21,18 @@ impl BuildInfo {
 pub fn render(snap: &Snapshot) -> Encoded {
     let mut e = Encoder::new();
     let runners = identity::runners(snap);
+    // The gate's verdict per runner, as `/health` would give it now.
+    let report = crate::health::evaluate_views(
+        snap,
+        &runners,
+        &crate::health::Selector::default(),
+        crate::timefmt::now_unix(),
+    );
     host(&mut e, snap);
-    systemd(&mut e, &runners);
-    runner_files(&mut e, &runners);
+    systemd(&mut e, snap, &runners);
+    runner_files(&mut e, snap, &runners, &report);
     github(&mut e, snap, &runners);
-    health(&mut e, snap, &runners);
+    health(&mut e, &report);
     queue(&mut e, snap);
     exporter(&mut e, snap, &runners);
     process(&mut e, snap);
@@ -79,7 +87,7 @@ fn host(e: &mut Encoder, snap: &Snapshot) {
     }
 }
 
-fn systemd(e: &mut Encoder, runners: &[RunnerView<'_>]) {
+fn systemd(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
     let units: Vec<(&str, &crate::snapshot::UnitState)> = runners
         .iter()
         .filter_map(|v| v.unit.map(|u| (v.name.as_str(), u)))
@@ -115,6 +123,15 @@ fn systemd(e: &mut Encoder, runners: &[RunnerView<'_>]) {
             f.sample(&[runner, &u.name], f64::from(s));
         }
     }
+    let mut f = e.family(&c::DEPENDENCY_STATE);
+    let deps = snap
+        .state::<SystemdState>()
+        .map_or(&[][..], |s| s.dependencies.as_slice());
+    for u in deps.iter().filter(|u| u.load_state != "not-found") {
+        for state in UNIT_STATES {
+            f.flag(&[&u.name, state], u.active_state == state);
+        }
+    }
     let procs = |u: &crate::snapshot::UnitState| [("listener", u.listener), ("worker", u.worker)];
     let mut f = e.family(&c::PROCESS_RUNNING);
     for (runner, u) in &units {
@@ -140,7 +157,7 @@ fn systemd(e: &mut Encoder, runners: &[RunnerView<'_>]) {
     }
 }
 
-fn runner_files(e: &mut Encoder, runners: &[RunnerView<'_>]) {
+fn runner_files(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>], report: &Report) {
     let roots: Vec<(&RunnerView<'_>, &crate::snapshot::RunnerRoot)> = runners
         .iter()
         .filter_map(|v| v.root.map(|r| (v, r)))
@@ -170,22 +187,63 @@ fn runner_files(e: &mut Encoder, runners: &[RunnerView<'_>]) {
     for (v, r) in &roots {
         f.flag(&[&v.name], r.registration.is_some());
     }
+    let mut f = e.family(&c::RUNNER_LIFECYCLE_STATE);
+    for v in runners {
+        if let Some(l) = v.lifecycle() {
+            for state in Lifecycle::ALL {
+                f.flag(&[&v.name, state.as_str()], l == state);
+            }
+        }
+    }
+    let mut f = e.family(&c::RUNNER_UPDATE_DISABLED);
+    for (v, r) in &roots {
+        if let Some(reg) = &r.registration {
+            f.flag(&[&v.name], reg.disable_update);
+        }
+    }
+    let latest = crate::health::latest_version(snap);
+    let mut f = e.family(&c::RUNNER_UPDATE_AVAILABLE);
+    for (v, r) in &roots {
+        let behind = r
+            .logs
+            .version
+            .as_deref()
+            .zip(latest.as_ref())
+            .and_then(|(ver, l)| crate::version::compare(ver, &l.version));
+        if let Some(o) = behind {
+            f.flag(&[&v.name], o == std::cmp::Ordering::Less);
+        }
+    }
+    if let Some(l) = &latest {
+        e.family(&c::RUNNER_LATEST_VERSION)
+            .sample(&[&l.version, l.source], 1.0);
+    }
+    let mut f = e.family(&c::RUNNER_VERSION_DEPRECATED);
+    for (v, r) in &roots {
+        if r.logs.version.is_some() || r.logs.deprecated_at.is_some() {
+            f.flag(&[&v.name], r.logs.deprecated_at.is_some());
+        }
+    }
     let mut f = e.family(&c::RUNNER_ROOT_ACCESSIBLE);
     for (v, r) in &roots {
         f.flag(&[&v.name], r.accessible);
     }
-    let mut f = e.family(&c::RUNNER_WORK_FS_AVAIL);
-    for (v, r) in &roots {
-        if let Some(u) = &r.work_fs {
-            f.sample(&[&v.name], u.avail as f64);
+    type Pick = fn(&crate::snapshot::FsUsage) -> u64;
+    let work: [(&'static c::Family, Pick); 4] = [
+        (&c::RUNNER_WORK_FS_AVAIL, |u| u.avail),
+        (&c::RUNNER_WORK_FS_SIZE, |u| u.size),
+        (&c::RUNNER_WORK_FS_FILES, |u| u.files),
+        (&c::RUNNER_WORK_FS_FILES_FREE, |u| u.files_free),
+    ];
+    for (family, pick) in work {
+        let mut f = e.family(family);
+        for (v, r) in &roots {
+            if let Some(u) = &r.work_fs {
+                f.sample(&[&v.name], pick(u) as f64);
+            }
         }
     }
-    let mut f = e.family(&c::RUNNER_WORK_FS_SIZE);
-    for (v, r) in &roots {
-        if let Some(u) = &r.work_fs {
-            f.sample(&[&v.name], u.size as f64);
-        }
-    }
+    docker(e, snap, runners, report);
     let mut f = e.family(&c::RUNNER_JOBS);
     for (v, r) in &roots {
         for (res, n) in r.logs.jobs.iter() {
@@ -301,14 +359,58 @@ fn github(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
         .sample(&[], api.backoff_seconds);
 }
 
+/// Docker for the runners that watch it: whether it is usable (the
+/// verdict of the `docker_available` check), whether the runner needs it,
+/// and the filesystem of its data-root.
+fn docker(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>], report: &Report) {
+    let deps = snap
+        .state::<SystemdState>()
+        .map_or(&[][..], |s| s.dependencies.as_slice());
+    let watched: Vec<(&RunnerView<'_>, crate::health::DockerWatch)> = runners
+        .iter()
+        .filter_map(|v| crate::health::docker_watch(v, deps).map(|w| (v, w)))
+        .collect();
+    let mut f = e.family(&c::RUNNER_DOCKER_USABLE);
+    for (v, _) in &watched {
+        let status = report
+            .runners
+            .iter()
+            .find(|r| r.runner == v.name)
+            .and_then(|r| r.checks.iter().find(|c| c.check == "docker_available"))
+            .map(|c| c.status);
+        match status {
+            Some(Status::Ok) => f.flag(&[&v.name], true),
+            Some(Status::Warn | Status::Fail) => f.flag(&[&v.name], false),
+            _ => {}
+        }
+    }
+    let mut f = e.family(&c::RUNNER_DOCKER_REQUIRED);
+    for (v, w) in &watched {
+        f.flag(&[&v.name], w.required);
+    }
+    type Pick = fn(&crate::snapshot::FsUsage) -> u64;
+    let fields: [(&'static c::Family, Pick); 4] = [
+        (&c::RUNNER_DOCKER_FS_AVAIL, |u| u.avail),
+        (&c::RUNNER_DOCKER_FS_SIZE, |u| u.size),
+        (&c::RUNNER_DOCKER_FS_FILES, |u| u.files),
+        (&c::RUNNER_DOCKER_FS_FILES_FREE, |u| u.files_free),
+    ];
+    for (family, pick) in fields {
+        let mut f = e.family(family);
+        for (v, _) in &watched {
+            let Some(p) = v.root.and_then(|r| r.docker.as_ref()) else {
+                continue;
+            };
+            if let Some(u) = &p.data_fs {
+                let root = p.data_root.to_string_lossy();
+                f.sample(&[&v.name, &root], pick(u) as f64);
+            }
+        }
+    }
+}
+
 /// The gate's verdict per runner, as `/health` would give it now.
-fn health(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
-    let report = crate::health::evaluate_views(
-        snap,
-        runners,
-        &crate::health::Selector::default(),
-        crate::timefmt::now_unix(),
-    );
+fn health(e: &mut Encoder, report: &Report) {
     let mut f = e.family(&c::RUNNER_HEALTHY);
     for r in &report.runners {
         f.flag(&[&r.runner], r.healthy);

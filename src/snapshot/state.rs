@@ -84,7 +84,13 @@ pub const UNIT_STATES: [&str; 6] = [
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SystemdState {
+    /// Runner units.
     pub units: Vec<UnitState>,
+    /// Units runners depend on but are not runners (`[docker] units`:
+    /// docker.service, containerd.service), looked up by name. Kept out
+    /// of the runner views; a unit that does not exist has LoadState
+    /// `not-found`. Only the load, active and sub-states are read.
+    pub dependencies: Vec<UnitState>,
 }
 
 impl SectionState for SystemdState {
@@ -120,6 +126,9 @@ pub struct UnitState {
     pub control_group: Option<String>,
     /// MainPID; None when no main process runs.
     pub main_pid: Option<u32>,
+    /// The Service's `User=` (None when unset, as in a user manager, or
+    /// when systemd does not report it).
+    pub user: Option<String>,
     pub listener: Option<ProcStats>,
     pub worker: Option<ProcStats>,
 }
@@ -215,6 +224,11 @@ pub enum LogEvent {
     UpdateFailed,
     ClockSkew,
     ListenerExited,
+    /// GitHub refused the listener: `Runner version v<x> is deprecated and
+    /// cannot receive messages` (counted once per refused listener).
+    VersionDeprecated,
+    /// A `docker` command of a job exited non-zero (Worker log).
+    DockerFailed,
 }
 
 impl Variants for LogEvent {
@@ -228,6 +242,8 @@ impl Variants for LogEvent {
         LogEvent::UpdateFailed,
         LogEvent::ClockSkew,
         LogEvent::ListenerExited,
+        LogEvent::VersionDeprecated,
+        LogEvent::DockerFailed,
     ];
 
     fn index(self) -> usize {
@@ -245,12 +261,14 @@ impl Variants for LogEvent {
             LogEvent::UpdateFailed => "update_failed",
             LogEvent::ClockSkew => "clock_skew",
             LogEvent::ListenerExited => "listener_exited",
+            LogEvent::VersionDeprecated => "version_deprecated",
+            LogEvent::DockerFailed => "docker_failed",
         }
     }
 }
 
 impl LogEvent {
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 11;
 }
 
 /// Why a log line was not used.
@@ -319,12 +337,84 @@ pub struct RunnerRoot {
     /// The last agentName seen, kept after `.runner` vanishes so the
     /// runner label stays the same.
     pub agent_name: Option<String>,
+    /// The last `.runner` seen said `ephemeral: true` (kept after it
+    /// vanishes: an ephemeral runner deletes it when it finishes).
+    pub ephemeral_seen: bool,
     /// The unit name from the root's `.service` file.
     pub service_unit: Option<String>,
     pub work_fs: Option<FsUsage>,
     pub logs: LogState,
     /// Watched with inotify (read on changes), not polled on a timer.
     pub watched: bool,
+    /// Whether the runner's user can use Docker, and Docker's data-root
+    /// filesystem (sampled on rescans; None when `[[runner]] docker =
+    /// false` or not sampled yet).
+    pub docker: Option<DockerProbe>,
+}
+
+/// Who the runner runs as, and how the exporter knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerUser {
+    /// From /etc/passwd (None for a uid it does not list).
+    pub name: Option<String>,
+    pub uid: u32,
+    /// The primary group (None for a uid /etc/passwd does not list).
+    pub gid: Option<u32>,
+    /// Supplementary groups from /etc/group (by the user's name).
+    pub groups: Vec<u32>,
+    pub source: UserSource,
+}
+
+impl RunnerUser {
+    /// `name (uid N)` or `uid N`.
+    pub fn describe(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{n} (uid {})", self.uid),
+            None => format!("uid {}", self.uid),
+        }
+    }
+}
+
+/// Where the runner's user was learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserSource {
+    /// The `User=` of the runner's unit.
+    Unit,
+    /// The owner of the runner root (no unit, or a unit without `User=`).
+    RootOwner,
+}
+
+/// Whether the runner's user can connect to Docker's socket, judged from
+/// the socket file's owner, mode and ACL and the user's groups (the socket
+/// is never connected to).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SocketAccess {
+    /// Granted, and how (`group docker`, `an ACL entry for the user`...).
+    Granted(String),
+    /// Denied, and why.
+    Denied(String),
+    /// No socket at the path.
+    Missing,
+    /// Cannot be told, and why.
+    Unknown(String),
+}
+
+/// What the runner collector learned about Docker for one runner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DockerProbe {
+    /// `[docker] socket`.
+    pub socket: PathBuf,
+    /// The runner's user; None when it cannot be found.
+    pub user: Option<RunnerUser>,
+    pub access: SocketAccess,
+    /// `data-root` of Docker's daemon.json (default /var/lib/docker).
+    pub data_root: PathBuf,
+    /// Why daemon.json could not be used (the default data-root is
+    /// reported then).
+    pub config_error: Option<String>,
+    /// The filesystem holding the data-root (its nearest existing
+    /// ancestor when it does not exist); None when statvfs failed.
+    pub data_fs: Option<FsUsage>,
 }
 
 /// The fields of `.runner` the exporter uses. All optional: the agent omits
@@ -367,6 +457,18 @@ impl CurrentJob {
     }
 }
 
+/// A `docker` command of a job that failed, from a Worker log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DockerFailure {
+    /// Log timestamp of the process's end.
+    pub at: f64,
+    /// `docker <subcommand>`.
+    pub command: String,
+    pub exit_code: i32,
+    /// The step it ran in (`Initialize containers`), when known.
+    pub step: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogState {
     /// Runner version from `Current runner version: '...'`.
@@ -384,6 +486,23 @@ pub struct LogState {
     /// start-up (which are not counted): the diagnosis uses them.
     pub recent: Vec<(LogEvent, f64)>,
     pub listener_exit_code: Option<i32>,
+    /// When GitHub refused the listener for its version (`Runner version
+    /// v<x> is deprecated and cannot receive messages`), until a listener
+    /// connects again.
+    pub deprecated_at: Option<f64>,
+    /// When the listener said it exits after its one job (`... the runner
+    /// will exit since it is running under onetime use mode.`), until a
+    /// new listener starts.
+    pub onetime_exit_at: Option<f64>,
+    /// When a Worker log last showed a container job (the step
+    /// `Initialize containers`, or a `docker` command); never cleared.
+    pub container_job_at: Option<f64>,
+    /// The last `docker` command of a job that exited non-zero, until one
+    /// succeeds.
+    pub docker_failure: Option<DockerFailure>,
+    /// When a self-update last failed (`Runner update failed`), until a
+    /// listener starts with another version.
+    pub update_failed_at: Option<f64>,
     pub last_entry: Option<f64>,
     pub bytes_read: u64,
     /// Lines skipped, by reason.
@@ -404,6 +523,11 @@ impl Default for LogState {
             events: Counts::default(),
             recent: Vec::new(),
             listener_exit_code: None,
+            deprecated_at: None,
+            onetime_exit_at: None,
+            container_job_at: None,
+            docker_failure: None,
+            update_failed_at: None,
             last_entry: None,
             bytes_read: 0,
             skipped: Counts::default(),
@@ -419,6 +543,18 @@ impl Default for LogState {
 pub struct GithubState {
     pub runners: Vec<GithubRunner>,
     pub api: ApiStats,
+    /// The latest actions/runner release, asked at most hourly (None
+    /// until known, or when `[github] runner_latest_version` is set).
+    pub latest_runner: Option<LatestRunner>,
+}
+
+/// The latest actions/runner release as GitHub's releases API gave it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatestRunner {
+    /// `2.330.0` (from the tag `v2.330.0`).
+    pub version: String,
+    /// When GitHub last confirmed it, seconds since the epoch.
+    pub checked_at: f64,
 }
 
 impl SectionState for GithubState {

@@ -98,6 +98,8 @@ struct State {
     runs: BTreeMap<String, Vec<Value>>,
     /// Jobs by run id.
     jobs: BTreeMap<u64, Vec<Value>>,
+    /// `GET /repos/actions/runner/releases/latest` (None: 404).
+    latest_release: Option<Value>,
 }
 
 struct Inner {
@@ -329,6 +331,14 @@ impl State {
             if !tokens.iter().any(|t| t == token) {
                 return Answer::message(401, "Bad credentials");
             }
+        }
+        if let ("GET", ["repos", "actions", "runner", "releases", "latest"]) =
+            (req.method.as_str(), parts.as_slice())
+        {
+            return match &self.latest_release {
+                Some(r) => Answer::json(200, r),
+                None => Answer::message(404, "Not Found"),
+            };
         }
         let (owner, rest) = match parts.as_slice() {
             ["repos", o, r, rest @ ..] => (format!("repos/{o}/{r}"), rest),
@@ -734,6 +744,7 @@ impl FakeGithub {
                 charged: 0,
                 runs: BTreeMap::new(),
                 jobs: BTreeMap::new(),
+                latest_release: None,
             }),
             stop: AtomicBool::new(false),
             addr,
@@ -827,6 +838,23 @@ impl FakeGithub {
         if let Some(j) = self.state().jobs.get_mut(&run_id) {
             f(j);
         }
+    }
+
+    /// The answer to `GET /repos/actions/runner/releases/latest` (a release
+    /// such as `tests/fixtures/github/queue/release-latest.json`); None
+    /// answers 404, as GitHub does for a repository without releases.
+    pub fn set_latest_release(&self, release: Option<Value>) {
+        self.state().latest_release = release;
+    }
+
+    /// The release in `tests/fixtures/github/queue/release-latest.json`
+    /// (tag `v2.330.0`).
+    pub fn fixture_latest_release() -> Value {
+        let path = crate::fixtures_dir().join("github/queue/release-latest.json");
+        serde_json::from_str(
+            &std::fs::read_to_string(path).expect("release-latest.json is readable"),
+        )
+        .expect("release-latest.json is JSON")
     }
 
     /// Only these bearer tokens reach runner endpoints; others get 401.

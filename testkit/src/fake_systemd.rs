@@ -52,6 +52,8 @@ pub struct Unit {
     pub working_directory: String,
     pub control_group: String,
     pub main_pid: u32,
+    /// The Service's `User=` (empty: none, as in a user manager).
+    pub user: String,
 }
 
 fn now_usec() -> u64 {
@@ -90,6 +92,7 @@ impl Unit {
             working_directory: String::new(),
             control_group: format!("/system.slice/{name}"),
             main_pid: 4242,
+            user: String::new(),
         }
     }
 
@@ -113,6 +116,12 @@ impl Unit {
 
     pub fn with_control_group(mut self, cg: &str) -> Unit {
         self.control_group = cg.to_string();
+        self
+    }
+
+    /// `User=` of the service.
+    pub fn with_user(mut self, user: &str) -> Unit {
+        self.user = user.to_string();
         self
     }
 
@@ -195,6 +204,7 @@ impl Unit {
                     "WorkingDirectory",
                     Variant::from(self.working_directory.clone()),
                 ),
+                ("User", Variant::from(self.user.clone())),
             ],
             _ => Vec::new(),
         }

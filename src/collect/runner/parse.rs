@@ -8,7 +8,7 @@
 //! listener's status lines carry their own `yyyy-MM-dd HH:mm:ssZ: ` stamp.
 
 use crate::metrics::catalog::JOB_DURATION_BUCKETS;
-use crate::snapshot::{CurrentJob, JobResult, LogEvent, LogState};
+use crate::snapshot::{CurrentJob, DockerFailure, JobResult, LogEvent, LogState};
 use crate::timefmt::parse_log_timestamp;
 use std::time::Instant;
 
@@ -20,6 +20,11 @@ pub const MAX_JOB_NAME: usize = 256;
 const MAX_VERSION: usize = 64;
 /// Recent events kept for the diagnosis.
 pub const RECENT_EVENTS: usize = 32;
+/// Longest step name kept from a Worker log.
+const MAX_STEP: usize = 128;
+/// The end of GitHub's refusal of an old runner, after `Runner version
+/// v<version>`.
+const DEPRECATED_SUFFIX: &str = " is deprecated and cannot receive messages.";
 
 /// Severity of an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +135,25 @@ pub enum Msg<'a> {
     UpdateExiting,
     /// `Runner execution has finished with return code <n>`.
     ListenerExited(i32),
+    /// `Runner version v<version> is deprecated and cannot receive
+    /// messages.` (the console echo `An error occured: ...` and the traced
+    /// `AccessDeniedException: ...` both end so).
+    VersionDeprecated(&'a str),
+    /// A request refused with 403 whose URL names the runner's version
+    /// (`...&runnerVersion=<v>&... failed. HTTP Status: Forbidden`).
+    ForbiddenWithVersion(&'a str),
+    /// `Job has finished at backend, the runner will exit since it is
+    /// running under onetime use mode.`: an ephemeral (or JIT, or
+    /// `--once`) runner ends after its one job.
+    OnetimeExit,
+}
+
+/// A version string as the agent writes it.
+fn valid_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= MAX_VERSION
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
 }
 
 /// Recognises the messages listed in the fixtures' README. Console output
@@ -147,11 +171,7 @@ pub fn interpret(message: &str) -> Option<Msg<'_>> {
         .strip_prefix("Current runner version: '")
         .and_then(|v| v.strip_suffix('\''))
     {
-        let ok = !v.is_empty()
-            && v.len() <= MAX_VERSION
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
-        return ok.then_some(Msg::Version(v));
+        return valid_version(v).then_some(Msg::Version(v));
     }
     if body == "Listening for Jobs" {
         return Some(Msg::Listening);
@@ -165,6 +185,11 @@ pub fn interpret(message: &str) -> Option<Msg<'_>> {
     if let Some(name) = body.strip_prefix("Running job: ") {
         return Some(Msg::JobStarted { name, at });
     }
+    if body.starts_with(
+        "Job has finished at backend, the runner will exit since it is running under onetime use mode",
+    ) {
+        return Some(Msg::OnetimeExit);
+    }
     if let Some(rest) = body.strip_prefix("Job ") {
         // From the right: the display name can contain anything, including
         // " completed with result: ".
@@ -177,6 +202,18 @@ pub fn interpret(message: &str) -> Option<Msg<'_>> {
     }
     if let Some(code) = body.strip_prefix("Runner execution has finished with return code ") {
         return code.trim().parse().ok().map(Msg::ListenerExited);
+    }
+    if let Some(head) = body.strip_suffix(DEPRECATED_SUFFIX) {
+        let v = head
+            .rfind("Runner version ")
+            .map(|i| &head[i + "Runner version ".len()..])?;
+        let v = v.strip_prefix('v').unwrap_or(v);
+        return valid_version(v).then_some(Msg::VersionDeprecated(v));
+    }
+    if body.ends_with("HTTP Status: Forbidden") {
+        let v = body.split_once("runnerVersion=")?.1;
+        let v = &v[..v.find(['&', ' ']).unwrap_or(v.len())];
+        return valid_version(v).then_some(Msg::ForbiddenWithVersion(v));
     }
     let event = if body.starts_with("A session for this runner already exists.") {
         LogEvent::SessionConflict
@@ -199,6 +236,50 @@ pub fn interpret(message: &str) -> Option<Msg<'_>> {
         return None;
     };
     Some(Msg::Event(event))
+}
+
+/// A Worker log entry the exporter acts on: enough to tell that the
+/// runner runs container jobs and whether its `docker` commands fail. (The
+/// Docker CLI's own error text goes to the job's step log, not here.)
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WorkerMsg<'a> {
+    /// `Processing step: DisplayName='<step>'`.
+    Step(&'a str),
+    /// `ProcessInvokerWrapper`: `  File name: '<path>'` whose file is
+    /// `docker`: the runner itself runs Docker (container and service
+    /// containers, container actions).
+    DockerStarted,
+    /// `ProcessInvokerWrapper`: `  Arguments: '<args>'`.
+    Arguments(&'a str),
+    /// `ProcessInvokerWrapper`: `Finished process <pid> with exit code
+    /// <n>, ...`.
+    ProcessFinished(i32),
+}
+
+/// Recognises the Worker log entries of container jobs.
+pub fn interpret_worker<'a>(source: &str, message: &'a str) -> Option<WorkerMsg<'a>> {
+    if source == "StepsRunner" {
+        let step = message
+            .strip_prefix("Processing step: DisplayName='")?
+            .strip_suffix('\'')?;
+        return Some(WorkerMsg::Step(step));
+    }
+    if source != "ProcessInvokerWrapper" {
+        return None;
+    }
+    let m = message.trim_start();
+    if let Some(file) = m.strip_prefix("File name: '") {
+        let file = file.strip_suffix('\'').unwrap_or(file);
+        let name = file.rsplit('/').next().unwrap_or(file);
+        return (name == "docker").then_some(WorkerMsg::DockerStarted);
+    }
+    if let Some(args) = m.strip_prefix("Arguments: '") {
+        return Some(WorkerMsg::Arguments(args));
+    }
+    let rest = m.strip_prefix("Finished process ")?;
+    let code = rest.split_once(" with exit code ")?.1;
+    let code = &code[..code.find(',').unwrap_or(code.len())];
+    code.trim().parse().ok().map(WorkerMsg::ProcessFinished)
 }
 
 /// Cuts `s` to at most `max` bytes at a character boundary.
@@ -235,6 +316,11 @@ impl ReadAt {
 pub struct ParseAux {
     /// `Runner update in progress` seen, exit for update not yet.
     update_pending: bool,
+    /// Worker log: the step being processed.
+    step: Option<String>,
+    /// Worker log: a `docker` process started and not finished yet (its
+    /// subcommand once its arguments are read).
+    docker_pending: Option<String>,
     /// When the lines being applied were read; set by the caller before
     /// each read (unset: durations are taken from the log alone).
     pub read_at: Option<ReadAt>,
@@ -283,16 +369,28 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
         Msg::Version(v) => {
             // A new listener process: not connected yet, no job, no exit.
             if logs.version.as_deref() != Some(v) {
+                // Another version: an update went through.
+                if logs.version.is_some() {
+                    logs.update_failed_at = None;
+                }
                 logs.version = Some(v.to_string());
             }
             logs.connected = Some(false);
             logs.current_job = None;
             logs.listener_exit_code = None;
+            // The version line comes after a session was created: GitHub
+            // took this listener.
+            logs.deprecated_at = None;
+            logs.onetime_exit_at = None;
             aux.update_pending = false;
         }
-        Msg::Listening => logs.connected = Some(true),
+        Msg::Listening => {
+            logs.connected = Some(true);
+            logs.deprecated_at = None;
+        }
         Msg::Reconnected => {
             logs.connected = Some(true);
+            logs.deprecated_at = None;
             event(logs, LogEvent::Reconnected, ts, mode);
         }
         Msg::ConnectError => {
@@ -325,7 +423,10 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
         Msg::Event(e) => {
             match e {
                 LogEvent::UpdateStarted => aux.update_pending = true,
-                LogEvent::UpdateFailed => aux.update_pending = false,
+                LogEvent::UpdateFailed => {
+                    aux.update_pending = false;
+                    logs.update_failed_at = Some(ts);
+                }
                 _ => {}
             }
             event(logs, e, ts, mode);
@@ -344,6 +445,77 @@ pub fn apply(logs: &mut LogState, aux: &mut ParseAux, ts: f64, msg: Msg<'_>, mod
             logs.current_job = None;
             aux.update_pending = false;
             event(logs, LogEvent::ListenerExited, ts, mode);
+        }
+        Msg::VersionDeprecated(v) => {
+            // Stated by GitHub's refusal itself: the version that runs,
+            // even when no version line was written (none is, without a
+            // session).
+            if logs.version.as_deref() != Some(v) {
+                logs.version = Some(v.to_string());
+            }
+            logs.connected = Some(false);
+            logs.current_job = None;
+            // The console echo and the traced exception are one refusal,
+            // and a listener relaunched again and again (runners before
+            // 2.303.0) is still the same state: one event until a
+            // listener connects.
+            if logs.deprecated_at.is_none() {
+                logs.deprecated_at = Some(ts);
+                event(logs, LogEvent::VersionDeprecated, ts, mode);
+            }
+        }
+        Msg::ForbiddenWithVersion(v) => {
+            if logs.version.is_none() {
+                logs.version = Some(v.to_string());
+            }
+        }
+        Msg::OnetimeExit => logs.onetime_exit_at = Some(ts),
+    }
+}
+
+/// Applies one Worker log message, logged at `ts`, to the state.
+pub fn apply_worker(
+    logs: &mut LogState,
+    aux: &mut ParseAux,
+    ts: f64,
+    msg: WorkerMsg<'_>,
+    mode: Mode,
+) {
+    match msg {
+        WorkerMsg::Step(step) => {
+            if step == "Initialize containers" {
+                logs.container_job_at = Some(ts);
+            }
+            aux.step = Some(truncate(step, MAX_STEP).to_string());
+        }
+        WorkerMsg::DockerStarted => {
+            logs.container_job_at = Some(ts);
+            aux.docker_pending = Some("docker".to_string());
+        }
+        WorkerMsg::Arguments(args) => {
+            if let Some(cmd) = aux.docker_pending.as_mut() {
+                if let Some(sub) = args.split_whitespace().next().filter(|s| {
+                    s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                }) {
+                    *cmd = format!("docker {sub}");
+                }
+            }
+        }
+        WorkerMsg::ProcessFinished(code) => {
+            let Some(command) = aux.docker_pending.take() else {
+                return;
+            };
+            if code == 0 {
+                logs.docker_failure = None;
+            } else {
+                logs.docker_failure = Some(DockerFailure {
+                    at: ts,
+                    command,
+                    exit_code: code,
+                    step: aux.step.clone(),
+                });
+                event(logs, LogEvent::DockerFailed, ts, mode);
+            }
         }
     }
 }
@@ -643,6 +815,185 @@ mod tests {
         // never negative.
         assert_eq!(run(s, None, "2026-01-06 09:00:45Z", None), 86_445.0);
         assert_eq!(run(s, None, "2026-01-05 08:00:45Z", None), 0.0);
+    }
+
+    /// Every line of a fixture log, fed as the runner collector feeds it.
+    fn feed_fixture(logs: &mut LogState, aux: &mut ParseAux, path: &str, mode: Mode) {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/runner")
+            .join(path);
+        let text = std::fs::read_to_string(&full).unwrap();
+        let worker = path.contains("/Worker_");
+        for l in text.lines() {
+            if let Line::Entry(e) = parse_line(l) {
+                if worker {
+                    if let Some(m) = interpret_worker(e.source, e.message) {
+                        apply_worker(logs, aux, e.ts, m, mode);
+                    }
+                } else if let Some(m) = interpret(e.message) {
+                    apply(logs, aux, e.ts, m, mode);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_deprecated_version_is_read_from_the_refusal() {
+        for (m, v) in [
+            ("WRITE ERROR: An error occured: Runner version v2.317.0 is deprecated and cannot receive messages.", "2.317.0"),
+            ("WRITE ERROR: An error occurred: Runner version v2.291.1 is deprecated and cannot receive messages.", "2.291.1"),
+            ("GitHub.DistributedTask.WebApi.AccessDeniedException: Runner version v2.329.0 is deprecated and cannot receive messages.", "2.329.0"),
+            ("An error occured: Error: Forbidden Runner version v2.317.0 is deprecated and cannot receive messages.", "2.317.0"),
+        ] {
+            assert_eq!(interpret(m), Some(Msg::VersionDeprecated(v)), "{m}");
+        }
+        assert_eq!(
+            interpret("Runner version vx y is deprecated and cannot receive messages."),
+            None
+        );
+        assert_eq!(
+            interpret("This is deprecated and cannot receive messages."),
+            None
+        );
+        assert_eq!(
+            interpret("GET request to https://x/_apis/distributedtask/pools/15/messages?sessionId=4a&status=Online&runnerVersion=2.317.0&os=Linux failed. HTTP Status: Forbidden"),
+            Some(Msg::ForbiddenWithVersion("2.317.0"))
+        );
+        assert_eq!(
+            interpret("GET request to https://x/_apis/y failed. HTTP Status: Forbidden"),
+            None
+        );
+
+        // The fixture: no version line, the refusal echoed and traced.
+        let mut logs = LogState::default();
+        let mut aux = ParseAux::default();
+        feed_fixture(
+            &mut logs,
+            &mut aux,
+            "deprecated/_diag/Runner_20240925-104325-utc.log",
+            Mode::Live,
+        );
+        assert_eq!(logs.version.as_deref(), Some("2.317.0"));
+        assert_eq!(logs.connected, Some(false));
+        let refused = parse_log_timestamp("2024-09-25 10:43:26Z").unwrap();
+        assert_eq!(logs.deprecated_at, Some(refused));
+        assert_eq!(
+            logs.events.get(LogEvent::VersionDeprecated),
+            1,
+            "one refusal, two lines"
+        );
+        assert_eq!(logs.recent, vec![(LogEvent::VersionDeprecated, refused)]);
+        // A listener that connects (after the update) clears it.
+        apply(
+            &mut logs,
+            &mut aux,
+            refused + 600.0,
+            Msg::Version("2.330.0"),
+            Mode::Live,
+        );
+        assert_eq!(logs.deprecated_at, None);
+        assert_eq!(logs.version.as_deref(), Some("2.330.0"));
+    }
+
+    #[test]
+    fn an_ephemeral_runner_says_it_exits_after_its_job() {
+        let mut logs = LogState::default();
+        let mut aux = ParseAux::default();
+        feed_fixture(
+            &mut logs,
+            &mut aux,
+            "ephemeral-finished/_diag/Runner_20221122-105052-utc.log",
+            Mode::Startup,
+        );
+        assert_eq!(logs.version.as_deref(), Some("2.299.1"));
+        assert_eq!(
+            logs.onetime_exit_at,
+            parse_log_timestamp("2022-11-22 10:51:18Z")
+        );
+        assert_eq!(logs.listener_exit_code, Some(0));
+        assert_eq!(logs.connected, Some(false));
+        assert!(logs.current_job.is_none());
+        assert_eq!(
+            logs.last_job_completed,
+            parse_log_timestamp("2022-11-22 10:51:18Z")
+        );
+        // The next listener (a runner configured again in the same root)
+        // starts over.
+        apply(
+            &mut logs,
+            &mut aux,
+            0.0,
+            Msg::Version("2.330.0"),
+            Mode::Live,
+        );
+        assert_eq!(logs.onetime_exit_at, None);
+    }
+
+    #[test]
+    fn container_jobs_and_failing_docker_commands_are_read_from_worker_logs() {
+        let mut logs = LogState::default();
+        let mut aux = ParseAux::default();
+        feed_fixture(
+            &mut logs,
+            &mut aux,
+            "docker-denied/_diag/Worker_20260105-141002-utc.log",
+            Mode::Live,
+        );
+        let at = parse_log_timestamp("2026-01-05 14:10:05Z").unwrap();
+        assert_eq!(logs.container_job_at, Some(at));
+        assert_eq!(
+            logs.docker_failure,
+            Some(DockerFailure {
+                at,
+                command: "docker version".into(),
+                exit_code: 1,
+                step: Some("Initialize containers".into()),
+            })
+        );
+        assert_eq!(logs.events.get(LogEvent::DockerFailed), 1);
+        // The Runner log of a job without containers says nothing of it.
+        let mut plain = LogState::default();
+        feed_fixture(
+            &mut plain,
+            &mut ParseAux::default(),
+            "basic/_diag/Worker_20260105-112000-utc.log",
+            Mode::Live,
+        );
+        assert_eq!(plain.container_job_at, None);
+        // A docker command that succeeds clears the failure; other
+        // processes do not count.
+        assert_eq!(
+            interpret_worker("ProcessInvokerWrapper", "  File name: '/usr/bin/git'"),
+            None
+        );
+        let git_exit = interpret_worker(
+            "ProcessInvokerWrapper",
+            "Finished process 1 with exit code 128, and elapsed time 00:00:00.1.",
+        );
+        assert_eq!(git_exit, Some(WorkerMsg::ProcessFinished(128)));
+        apply_worker(&mut logs, &mut aux, at + 1.0, git_exit.unwrap(), Mode::Live);
+        assert!(logs.docker_failure.is_some());
+        for (src, m) in [
+            ("ProcessInvokerWrapper", "  File name: '/usr/bin/docker'"),
+            ("ProcessInvokerWrapper", "  Arguments: 'pull postgres:16'"),
+            (
+                "ProcessInvokerWrapper",
+                "Finished process 2 with exit code 0, and elapsed time 00:00:03.5.",
+            ),
+        ] {
+            let msg = interpret_worker(src, m).unwrap();
+            apply_worker(&mut logs, &mut aux, at + 2.0, msg, Mode::Live);
+        }
+        assert_eq!(logs.docker_failure, None);
+        assert_eq!(logs.container_job_at, Some(at + 2.0));
+        assert_eq!(interpret_worker("JobRunner", "Job ID 2c8e"), None);
+        assert_eq!(
+            interpret_worker(
+                "ProcessInvokerWrapper",
+                "  File name: '/usr/local/bin/dockerd-rootless.sh'"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -45,7 +45,8 @@ impl Sig {
 pub(crate) enum Kind {
     /// `Runner_*.log`: the listener; its messages drive the state.
     Runner,
-    /// `Worker_*.log`: one per job; its entries show activity only.
+    /// `Worker_*.log`: one per job; its entries show activity, container
+    /// jobs and failing `docker` commands.
     Worker,
 }
 
@@ -88,9 +89,16 @@ impl Sink for Consumer<'_> {
         if self.logs.last_entry.is_none_or(|t| entry.ts > t) {
             self.logs.last_entry = Some(entry.ts);
         }
-        if self.kind == Kind::Runner {
-            if let Some(msg) = parse::interpret(entry.message) {
-                parse::apply(self.logs, self.aux, entry.ts, msg, mode);
+        match self.kind {
+            Kind::Runner => {
+                if let Some(msg) = parse::interpret(entry.message) {
+                    parse::apply(self.logs, self.aux, entry.ts, msg, mode);
+                }
+            }
+            Kind::Worker => {
+                if let Some(msg) = parse::interpret_worker(entry.source, entry.message) {
+                    parse::apply_worker(self.logs, self.aux, entry.ts, msg, mode);
+                }
             }
         }
     }
@@ -122,6 +130,7 @@ pub struct RootTracker {
     diag_error: Option<String>,
     registration: Option<Registration>,
     agent_name: Option<String>,
+    ephemeral_seen: bool,
     work_folder: Option<String>,
     service_unit: Option<String>,
     runner_file: Option<Sig>,
@@ -149,6 +158,7 @@ impl RootTracker {
             diag_error: None,
             registration: None,
             agent_name: None,
+            ephemeral_seen: false,
             work_folder: None,
             service_unit: None,
             runner_file: None,
@@ -236,6 +246,7 @@ impl RootTracker {
                 if let Some(n) = &reg.agent_name {
                     self.agent_name = Some(n.clone());
                 }
+                self.ephemeral_seen = reg.ephemeral;
                 if reg.work_folder.is_some() {
                     self.work_folder = reg.work_folder.clone();
                 }
@@ -386,10 +397,12 @@ impl RootTracker {
             error: (!error.is_empty()).then(|| error.join("; ")),
             registration: self.registration.clone(),
             agent_name: self.agent_name.clone(),
+            ephemeral_seen: self.ephemeral_seen,
             service_unit: self.service_unit.clone(),
             work_fs: None,
             logs: self.logs.clone(),
             watched: false,
+            docker: None,
         }
     }
 }

@@ -10,13 +10,21 @@
 //! loaded it: a stopped, disabled unit is unloaded and drops out of the
 //! list, and must still be reported `inactive`; one that does not exist
 //! comes back with LoadState `not-found`, a failing state of its own. Object
-//! paths always come from systemd, never from unit names. Nothing else is
-//! read or exported.
+//! paths always come from systemd, never from unit names.
+//!
+//! Besides the runner units, the units runners depend on (`[docker] units`:
+//! docker.service, containerd.service) are looked up by name the same way
+//! and published apart (`SystemdState::dependencies`, exported as
+//! `github_runner_dependency_state`): they are no runner's unit, take no
+//! part in joining runners, and only their load, active and sub-states are
+//! read. One that does not exist comes back `not-found` (Docker not
+//! installed). Nothing else is read or exported.
 //!
 //! Per unit the collector reads ActiveState, SubState, LoadState (from the
 //! list, or with `Get` for named units), ActiveEnterTimestamp (and its
 //! monotonic twin), NRestarts, ExecMainStatus, WorkingDirectory,
-//! ControlGroup and MainPID,
+//! ControlGroup, MainPID and User (the runner's user, for the Docker check;
+//! empty in a user manager),
 //! each `Get` under `[systemd] call_timeout`. The first three are required:
 //! without them the run fails. The others are optional (NRestarts, for
 //! example, only exists since systemd 235): a missing one is logged once
@@ -84,7 +92,7 @@ const REQUIRED: [(&str, &str); 3] = [
     (UNIT, "SubState"),
 ];
 /// Properties reported when systemd has them.
-const OPTIONAL: [(&str, &str); 7] = [
+const OPTIONAL: [(&str, &str); 8] = [
     (UNIT, "ActiveEnterTimestamp"),
     (UNIT, "ActiveEnterTimestampMonotonic"),
     (SERVICE, "NRestarts"),
@@ -92,6 +100,7 @@ const OPTIONAL: [(&str, &str); 7] = [
     (SERVICE, "WorkingDirectory"),
     (SERVICE, "ControlGroup"),
     (SERVICE, "MainPID"),
+    (SERVICE, "User"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +116,8 @@ pub struct SystemdCollector {
     clear_after: Duration,
     /// Units named in `[[runner]] unit`.
     configured: Vec<String>,
+    /// Units runners depend on (`[docker] units`), reported apart.
+    dependencies: Vec<String>,
     /// The runner collector's roots: their `.service` files name units.
     roots: Option<tokio::sync::watch::Receiver<Data<RunnerState>>>,
     /// Units named by the roots' `.service` at the last resync.
@@ -147,6 +158,7 @@ impl SystemdCollector {
             crashloop_window: h.crashloop_window.get(),
             clear_after: h.crashloop_clear_after.get(),
             configured: configured_units(settings),
+            dependencies: settings.config.docker.units.clone(),
             roots,
             root_units: BTreeSet::new(),
             seen: BTreeSet::new(),
@@ -201,7 +213,7 @@ impl SystemdCollector {
         {
             let mut i = self.interest();
             i.patterns = unit_globs(&self.config.unit_patterns);
-            i.named = named.iter().cloned().collect();
+            i.named = named.iter().chain(&self.dependencies).cloned().collect();
         }
         if self.bus.as_ref().is_some_and(Bus::is_stale) {
             self.bus = None;
@@ -297,15 +309,66 @@ impl SystemdCollector {
             }
         }
         self.procs.fill(&mut units).await;
+        let mut dependencies = Vec::with_capacity(self.dependencies.len());
+        for name in &self.dependencies {
+            if units.iter().any(|u| &u.name == name) {
+                // Configured as a runner unit too: reported as one.
+                continue;
+            }
+            match read_dependency(bus, name).await {
+                Ok(Some(u)) => dependencies.push(u),
+                Ok(None) => {}
+                Err(e @ CallError::Reply { .. }) if !e.is_transient() => {
+                    if self.warned.insert(format!("dependency:{name}")) {
+                        tracing::warn!(unit = %name, error = %e, "a unit of [docker] units cannot be looked up in systemd");
+                    }
+                }
+                Err(e) => return Err(e).with_context(|| format!("looking up unit {name}")),
+            }
+        }
         {
             let mut i = self.interest();
-            i.paths = units.iter().map(|u| u.object_path.clone()).collect();
+            // A dependency's state changes are followed by path, like a
+            // runner unit's; one that does not exist has none.
+            i.paths = units
+                .iter()
+                .chain(dependencies.iter().filter(|d| d.load_state != "not-found"))
+                .map(|u| u.object_path.clone())
+                .collect();
             i.names = units.iter().map(|u| u.name.clone()).collect();
         }
         self.next_resync = now + self.config.resync_interval.get();
         self.next_processes = now + PROCESS_REFRESH;
-        Ok(SystemdState { units })
+        Ok(SystemdState {
+            units,
+            dependencies,
+        })
     }
+}
+
+/// A unit runners depend on (docker.service): found by name like a named
+/// runner unit, with its load, active and sub-state only. None when it
+/// vanished between the lookup and the reads.
+async fn read_dependency(bus: &Bus, name: &str) -> Result<Option<UnitState>, CallError> {
+    let path = find_unit(bus, name).await?;
+    let mut states = Vec::with_capacity(REQUIRED.len());
+    for (iface, prop) in REQUIRED {
+        match bus.get(&path, iface, prop).await {
+            Ok(v) => states.push(String::try_from(v).unwrap_or_default()),
+            Err(e) if e.is(bus::UNKNOWN_OBJECT) || e.is(bus::NO_SUCH_UNIT) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut states = states.into_iter();
+    let mut next = || states.next().unwrap_or_default();
+    Ok(Some(UnitState {
+        name: name.to_string(),
+        object_path: path,
+        load_state: next(),
+        active_state: next(),
+        sub_state: next(),
+        ..Default::default()
+    }))
 }
 
 /// A unit to read: its name and object path as systemd gave them, and its
@@ -452,6 +515,7 @@ async fn read_unit(bus: &Bus, l: Listed) -> anyhow::Result<Option<ReadUnit>> {
         control_group: take::<String>(&mut values, "ControlGroup", &name)?
             .filter(|c| !c.is_empty()),
         main_pid: take::<u32>(&mut values, "MainPID", &name)?.filter(|p| *p > 0),
+        user: take::<String>(&mut values, "User", &name)?.filter(|u| !u.is_empty()),
         listener: None,
         worker: None,
         name,
@@ -578,6 +642,7 @@ impl Collector for SystemdCollector {
         super::key((
             &c.systemd,
             configured_units(settings),
+            &c.docker.units,
             c.health.crashloop_window,
             c.health.crashloop_clear_after,
             c.runner_files.enabled,
