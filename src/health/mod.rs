@@ -25,7 +25,7 @@ pub use render::render_text;
 
 use crate::config::HealthConfig;
 use crate::identity::{self, RunnerView};
-use crate::snapshot::{HostState, Snapshot};
+use crate::snapshot::{GithubState, HostState, Snapshot};
 use checks::{CheckDef, Verdict, CHECKS};
 
 /// Where runbook links point: the repository's `docs/runbooks/`.
@@ -42,6 +42,8 @@ pub struct Source {
     /// Not succeeded within `[health] stale_intervals` of its interval.
     pub stale: bool,
     pub error: Option<String>,
+    /// How often it is expected to report.
+    pub interval: std::time::Duration,
 }
 
 /// Every collector's [`Source`] in a snapshot, at wall-clock time `now`.
@@ -55,6 +57,7 @@ pub fn sources(snap: &Snapshot, now: f64) -> Vec<Source> {
             has_data: s.has_data(),
             stale: s.meta.is_stale(now, intervals),
             error: s.meta.error.clone(),
+            interval: s.meta.interval,
         })
         .collect()
 }
@@ -65,6 +68,9 @@ pub struct Inputs<'a> {
     /// Every collector, in registry order.
     pub sources: &'a [Source],
     pub host: Option<&'a HostState>,
+    /// The GitHub collector's data, published on failures too (its
+    /// owners' errors, the host clock against GitHub's).
+    pub github: Option<&'a GithubState>,
     /// Wall-clock time of the evaluation, seconds since the epoch.
     pub now: f64,
 }
@@ -73,6 +79,7 @@ pub struct Inputs<'a> {
 pub struct Ctx<'a> {
     pub thresholds: &'a HealthConfig,
     pub host: Option<&'a HostState>,
+    pub github: Option<&'a GithubState>,
     pub now: f64,
     sources: &'a [Source],
 }
@@ -90,6 +97,13 @@ impl Ctx<'_> {
     pub fn fresh(&self, name: &str) -> bool {
         self.source(name)
             .is_some_and(|s| s.enabled && s.has_data && !s.stale)
+    }
+
+    /// How long data from a collector stays usable: `[health]
+    /// stale_intervals` of its interval.
+    pub fn max_age(&self, name: &str) -> std::time::Duration {
+        let interval = self.source(name).map(|s| s.interval).unwrap_or_default();
+        interval * self.thresholds.stale_intervals.max(1)
     }
 
     /// Why a collector's data cannot be used.
@@ -257,6 +271,7 @@ pub fn evaluate(runners: &[RunnerView<'_>], inputs: &Inputs<'_>, selector: &Sele
     let ctx = Ctx {
         thresholds: inputs.thresholds,
         host: inputs.host,
+        github: inputs.github,
         now: inputs.now,
         sources: inputs.sources,
     };
@@ -301,6 +316,7 @@ pub fn evaluate_snapshot(snap: &Snapshot, selector: &Selector, now: f64) -> Repo
         thresholds: &snap.settings.config.health,
         sources: &sources,
         host: snap.state::<HostState>(),
+        github: snap.state::<GithubState>(),
         now,
     };
     evaluate(&views, &inputs, selector)
