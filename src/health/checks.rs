@@ -461,10 +461,15 @@ fn clock_in_sync(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
     });
     let log_reason =
         "the runner's log reports the clock out of sync with the server by more than five minutes";
-    let measured = ctx
-        .github
-        .and_then(|g| g.api.clock)
-        .filter(|c| c.at.elapsed() <= ctx.max_age(GITHUB));
+    // A measurement counts while the GitHub data would; a collector
+    // backing off (say after 401s from a clock that breaks App tokens)
+    // measures again only after its backoff.
+    let measured = ctx.github.and_then(|g| {
+        let backoff = std::time::Duration::from_secs_f64(g.api.backoff_seconds.max(0.0) * 2.0);
+        g.api
+            .clock
+            .filter(|c| c.at.elapsed() <= ctx.max_age(GITHUB).max(backoff))
+    });
     let Some(c) = measured else {
         return log_skew.then(|| Verdict::warn(log_reason, Cause::ClockSkew));
     };

@@ -526,3 +526,48 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn at(secs: f64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn the_clock_is_read_at_the_middle_of_the_exchange() {
+        // Sent at 1000.0, answered by 1000.4, GitHub's Date says 999:
+        // GitHub's clock read between 999.0 and 1000.0 when ours read
+        // 1000.0 to 1000.4.
+        let s = clock_sample(at(1000.0), at(1000.4), 999).unwrap();
+        assert!((s.offset - 0.7).abs() < 1e-6, "{s:?}");
+        assert!((s.uncertainty - 0.7).abs() < 1e-6, "{s:?}");
+        // Three hours ahead.
+        let s = clock_sample(at(20_000.0), at(20_000.2), 20_000 - 10_800).unwrap();
+        assert!((s.offset - 10_799.6).abs() < 1e-6, "{s:?}");
+        // The host clock stepped back during the exchange: no sample.
+        assert!(clock_sample(at(1000.0), at(999.0), 999).is_none());
+    }
+
+    #[test]
+    fn a_407_is_the_proxy_asking_for_credentials() {
+        let reply = Reply {
+            method: Method::GET,
+            url: "http://ghes/api/v3/x".into(),
+            status: 407,
+            body: Bytes::from_static(b"<html>Proxy Authentication Required</html>"),
+            link: None,
+            rate: RateLimit::default(),
+            retry_after: None,
+        };
+        let e = reply.error(&Secret::new("ghp_unit0123".into()));
+        assert_eq!(e.kind, ErrorKind::ProxyAuth);
+        assert_eq!(e.kind.reason(), Some(ApiErrorReason::ProxyAuth));
+        assert!(
+            e.message.contains("407 Proxy Authentication Required"),
+            "{e}"
+        );
+    }
+}
