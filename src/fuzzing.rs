@@ -454,7 +454,7 @@ pub fn github_json(data: &[u8]) {
             printable(&e.message);
         }
     }
-    match reply.json::<RunnerList>() {
+    match reply.json_borrowed::<RunnerList<'_>>() {
         Ok(list) => {
             let (runners, bad) = list.read();
             assert_eq!(runners.len() + bad.len(), list.runners.len());

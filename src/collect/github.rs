@@ -113,11 +113,12 @@ fn runner_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RunnerId, D::Erro
 /// A page of the runner list: each runner is read on its own, so one that
 /// cannot be read leaves out only itself.
 #[derive(serde::Deserialize)]
-pub(crate) struct RunnerList {
-    pub(crate) runners: Vec<Box<RawValue>>,
+pub(crate) struct RunnerList<'a> {
+    #[serde(borrow)]
+    pub(crate) runners: Vec<&'a RawValue>,
 }
 
-impl RunnerList {
+impl RunnerList<'_> {
     /// The runners that read, and why each other one did not.
     pub(crate) fn read(&self) -> (Vec<ApiRunner>, Vec<String>) {
         let mut ok = Vec::with_capacity(self.runners.len());
@@ -454,7 +455,7 @@ impl GithubCollector {
             if !reply.ok() {
                 return Err(reply.error(token));
             }
-            let page: RunnerList = reply.json()?;
+            let page: RunnerList<'_> = reply.json_borrowed()?;
             let (runners, bad) = page.read();
             out.runners.extend(
                 runners
@@ -1021,9 +1022,8 @@ mod tests {
         assert!(r.registered && r.online && r.busy && !r.ephemeral);
         assert_eq!(r.labels, ["self-hosted", "X64", "Linux"]);
         assert_eq!(r.checked_at, 5.0);
-        let list: RunnerList =
-            serde_json::from_slice(&std::fs::read(dir.join("runners-paginated.json")).unwrap())
-                .unwrap();
+        let page = std::fs::read(dir.join("runners-paginated.json")).unwrap();
+        let list: RunnerList<'_> = serde_json::from_slice(&page).unwrap();
         let (runners, bad) = list.read();
         assert!(bad.is_empty(), "{bad:?}");
         let rs: Vec<GithubRunner> = runners

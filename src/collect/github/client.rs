@@ -203,6 +203,12 @@ impl Reply {
 
     /// The body as JSON of type T; a mismatch is a malformed answer.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        self.json_borrowed()
+    }
+
+    /// The body as JSON of type T, which may borrow from it (a list of
+    /// `&RawValue`, read one by one).
+    pub fn json_borrowed<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::new(
                 ErrorKind::Malformed,
