@@ -288,10 +288,6 @@ impl NoProxy {
         (out, bad)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Whether `host` (a name, an IP address, or a bracketed IPv6 address)
     /// at `port` is reached directly.
     pub fn matches(&self, host: &str, port: u16) -> bool {

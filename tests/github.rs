@@ -1018,6 +1018,8 @@ fn the_token_and_the_proxy_password_never_appear_in_metrics_logs_health_or_check
     outputs.push(("stdout", e.stdout()));
     outputs.push(("stderr, proxy down", e2.logs()));
     assert!(outputs[1].1.contains("# EOF"), "OpenMetrics was served");
+    testkit::assert_unique_series(&outputs[1].1);
+    testkit::assert_unique_series(&outputs[2].1);
     let config_check = testkit::process::run(BIN, &["config", "check", &arg], &envs);
     let printed: String = String::from_utf8_lossy(&config_check.stdout).into();
     assert!(

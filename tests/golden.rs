@@ -309,6 +309,7 @@ fn outputs_match_the_golden_files() {
             &[("Accept", "application/openmetrics-text; version=1.0.0")],
         )
         .body();
+    testkit::assert_unique_series(&om);
     let health_json = exporter.get_with("GET", "/health", &[("Accept", "application/json")]);
     let health_text = exporter.get("/health");
     let mut mismatches = Vec::new();

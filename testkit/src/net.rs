@@ -6,7 +6,7 @@
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -167,10 +167,6 @@ impl Tinyproxy {
             .filter(|(head, _)| head.contains("Request (file descriptor"))
             .map(|(_, line)| line)
             .collect()
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log
     }
 }
 
