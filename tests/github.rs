@@ -1304,8 +1304,20 @@ fn any_integer_id_is_accepted_and_an_unreadable_runner_leaves_out_only_itself() 
         !m.contains("string-id") && !m.contains("fraction-id"),
         "{m}"
     );
+    // Later polls read the cached page again; each object is logged once.
+    wait_at_least(
+        &e,
+        "github_runner_github_api_requests_total{code=\"304\"}",
+        2.0,
+    );
     let log = e.logs();
-    assert!(log.contains("left out a runner GitHub listed"), "{log}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("left out a runner GitHub listed"))
+            .count(),
+        3,
+        "{log}"
+    );
     assert!(log.contains("is not an integer"), "{log}");
     assert!(log.contains("missing field `name`"), "{log}");
 }

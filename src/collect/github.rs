@@ -229,6 +229,9 @@ pub struct GithubCollector {
     /// The failure last logged for each owner, so a lasting failure is
     /// logged once.
     logged: HashMap<String, String>,
+    /// Runner objects reported as unreadable (a cached page is read again
+    /// on every poll; each is logged once while it lasts).
+    logged_unreadable: std::collections::HashSet<String>,
     last_requests: u32,
     /// gitHubUrl values already reported as unusable.
     bad_urls: std::collections::HashSet<String>,
@@ -265,6 +268,7 @@ impl GithubCollector {
             owners: Vec::new(),
             error: None,
             logged: HashMap::new(),
+            logged_unreadable: Default::default(),
             last_requests: 0,
             bad_urls: Default::default(),
             not_found: BTreeMap::new(),
@@ -613,6 +617,7 @@ impl GithubCollector {
         let mut out = PollOutcome::default();
         // Servers that could not be reached in this poll, and why.
         let mut unreachable: HashMap<String, ApiError> = HashMap::new();
+        let mut unreadable_now = std::collections::HashSet::new();
         for t in &targets {
             let Some((base, owner)) = self.locate(t) else {
                 continue;
@@ -658,7 +663,10 @@ impl GithubCollector {
                 Ok(fetched) => {
                     out.answered += 1;
                     for why in &fetched.unreadable {
-                        tracing::warn!(owner = %name, "left out a runner GitHub listed: {why}");
+                        if !self.logged_unreadable.contains(why) {
+                            tracing::warn!(owner = %name, "left out a runner GitHub listed: {why}");
+                        }
+                        unreadable_now.insert(why.clone());
                     }
                     owner_poll(&mut polls, &name).unreadable += fetched.unreadable.len() as u64;
                     if matches!(t, Target::Local { .. })
@@ -687,6 +695,7 @@ impl GithubCollector {
         if let Some(c) = self.client.as_mut() {
             c.end_poll();
         }
+        self.logged_unreadable = unreadable_now;
         self.settle_owners(polls, now, out.answered == 0);
         Ok(out)
     }
