@@ -199,7 +199,8 @@ fn github_runner(i: usize, now: f64) -> GithubRunner {
     GithubRunner {
         name: name(i),
         root: Some(root_path(i)),
-        id: Some(100 + i as u64),
+        id: Some((100 + i as u64).into()),
+        owner: "acme/app".into(),
         registered: true,
         online: true,
         busy: i % 2 == 0,

@@ -21,6 +21,11 @@ declare -A want=(
   [faketime]=faketime
   # tests/docker.rs: ACLs on a stand-in Docker socket.
   [setfacl]=acl
+  # tests/github_net.rs (and the proxy part of tests/github.rs): a real proxy
+  # between the exporter and the test GitHub server, and a non-loopback
+  # address added with ip.
+  [tinyproxy]=tinyproxy
+  [ip]=iproute2
   [python3]=python3
   [shellcheck]=shellcheck
 )
@@ -71,6 +76,7 @@ shellcheck --version | sed -n 2p
 actionlint --version | head -1
 dbus-daemon --version | head -1
 systemctl --version | head -1
+tinyproxy -v
 # tests/faults.rs preloads libfaketime (package faketime depends on libfaketime).
 find /usr/lib -path '*faketime/libfaketime.so.1' -print -quit
 python3 -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else "")'

@@ -5,13 +5,13 @@
 
 use crate::cli::Cli;
 use crate::collect::registry;
+use crate::config::Source;
 use crate::health::{self, Format, Report, Selector};
+use crate::net::Network;
 use crate::settings::Settings;
 use crate::timefmt::now_unix;
 use anyhow::{anyhow, bail, Context};
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -87,46 +87,70 @@ pub fn health_url(base: &str, args: &CheckArgs) -> anyhow::Result<hyper::Uri> {
         .with_context(|| format!("invalid --url {base:?}"))
 }
 
-async fn fetch(base: &str, args: &CheckArgs) -> anyhow::Result<Report> {
+/// The proxies and CAs for `--url`, as the daemon would use them for
+/// GitHub: `[github] proxy`, `no_proxy`, `ca_file` of the config and the
+/// proxy variables. A default config that cannot be read (it is often
+/// readable only by root and the exporter) leaves the environment alone.
+fn network(cli: &Cli) -> anyhow::Result<Network> {
+    let config = match cli.config_source() {
+        Source::Explicit(p) => crate::config::load(Source::Explicit(p))?,
+        Source::Default(p) => crate::config::load(Source::Default(p)).unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "using no proxy or CA settings from the config");
+            crate::config::Config::default()
+        }),
+    };
+    Ok(Settings::resolve(config).network.clone())
+}
+
+async fn fetch(base: &str, args: &CheckArgs, network: &Network) -> anyhow::Result<Report> {
     let uri = health_url(base, args)?;
+    let url =
+        reqwest::Url::parse(&uri.to_string()).with_context(|| format!("invalid --url {uri}"))?;
     let userinfo = base
         .split_once("://")
         .and_then(|(_, rest)| rest.split('/').next())
         .and_then(|auth| auth.rsplit_once('@'))
         .map(|(ui, _)| ui.to_string());
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(https);
-    let mut req =
-        hyper::Request::get(uri.clone()).header(hyper::header::ACCEPT, "application/json");
+    let ua = format!("runner-health-exporter/{} check", env!("CARGO_PKG_VERSION"));
+    let (client, _) = network
+        .http_client(Duration::from_secs(5), &ua)
+        .map_err(|e| anyhow!(e.message))?;
+    let mut req = client
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json");
     if let Some(ui) = userinfo {
-        req = req.header(
-            hyper::header::AUTHORIZATION,
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(ui)
-            ),
-        );
+        let mut value = reqwest::header::HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(ui)
+        ))
+        .context("the credentials in --url cannot be sent in a header")?;
+        value.set_sensitive(true);
+        req = req.header(reqwest::header::AUTHORIZATION, value);
     }
-    let req = req
-        .body(Full::new(Bytes::new()))
-        .context("building the request")?;
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+    let exchange = async {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach {uri}: {}", network.classify(&url, &e)))?;
+        let status = resp.status();
+        let mut body = Vec::new();
+        let mut resp = resp;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| anyhow!("reading the answer of {uri}: {e}"))?
+        {
+            if body.len() + chunk.len() > 8 * 1024 * 1024 {
+                bail!("the answer of {uri} is larger than 8 MiB");
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok::<_, anyhow::Error>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
-        .map_err(|_| anyhow!("{uri} did not answer within 10 s"))?
-        .with_context(|| format!("cannot reach {uri}"))?;
-    let status = resp.status();
-    let body = Limited::new(resp.into_body(), 8 * 1024 * 1024)
-        .collect()
-        .await
-        .map_err(|e| anyhow!("reading the answer of {uri}: {e}"))?
-        .to_bytes();
-    if status != hyper::StatusCode::OK && status != hyper::StatusCode::SERVICE_UNAVAILABLE {
+        .map_err(|_| anyhow!("{uri} did not answer within 10 s"))??;
+    if status != reqwest::StatusCode::OK && status != reqwest::StatusCode::SERVICE_UNAVAILABLE {
         bail!(
             "{uri} answered {status}: {}",
             String::from_utf8_lossy(&body).trim()
@@ -162,7 +186,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
     };
     let report = runtime.block_on(async {
         match &args.url {
-            Some(url) => fetch(url, args).await,
+            Some(url) => fetch(url, args, &network(cli)?).await,
             None => {
                 let config = crate::config::load(cli.config_source())?;
                 let store = registry::collect_once(Settings::resolve(config)).await;

@@ -331,6 +331,17 @@ pub struct GithubConfig {
     pub organizations: Vec<String>,
     /// Fleet scope: enterprise slugs.
     pub enterprises: Vec<String>,
+    /// Proxy for every request to GitHub, `http://[user:password@]host:port`.
+    /// Unset: `$https_proxy`/`$HTTPS_PROXY` (`$http_proxy` for an http://
+    /// API URL), then `$all_proxy`/`$ALL_PROXY`, as the runner reads them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::net::ProxyUrl>,
+    /// Hosts reached without the proxy. Unset: `$no_proxy`/`$NO_PROXY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<Vec<String>>,
+    /// PEM bundle of CA certificates trusted besides the system store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app: Option<GithubAppConfig>,
     /// The latest actions/runner version to compare runners with: a
@@ -381,6 +392,9 @@ impl Default for GithubConfig {
             repositories: Vec::new(),
             organizations: Vec::new(),
             enterprises: Vec::new(),
+            proxy: None,
+            no_proxy: None,
+            ca_file: None,
             app: None,
             runner_latest_version: None,
             queue: QueueConfig::default(),
@@ -511,6 +525,9 @@ pub struct HealthConfig {
     pub deploy_duration_p95_max: Dur,
     /// The window of the deploy SLO rules.
     pub deploy_slo_window: Dur,
+    /// Warn (and alert) when the host clock differs from GitHub's by more
+    /// than this. The runner's own tokens fail at five minutes.
+    pub max_clock_offset: Dur,
     /// Where runbook links of checks and alerts point (a page per failure
     /// mode, `<base>/<mode>.md`).
     pub runbook_base_url: String,
@@ -538,6 +555,7 @@ impl Default for HealthConfig {
             deploy_min_jobs: 3,
             deploy_duration_p95_max: Dur::secs(600),
             deploy_slo_window: Dur::secs(86_400),
+            max_clock_offset: Dur::secs(60),
             runbook_base_url: DEFAULT_RUNBOOK_BASE.to_string(),
         }
     }
@@ -760,6 +778,19 @@ impl Config {
                 ));
             }
         }
+        if let Some(list) = &g.no_proxy {
+            if let Err(e) = crate::net::NoProxy::parse(list) {
+                return Err(("github.no_proxy".into(), e));
+            }
+        }
+        if let Some(f) = &g.ca_file {
+            if !f.is_absolute() {
+                return Err((
+                    "github.ca_file".into(),
+                    format!("must be an absolute path, got {}", f.display()),
+                ));
+            }
+        }
         for r in &g.repositories {
             if !is_owner_repo(r) {
                 return Err((
@@ -924,6 +955,29 @@ mod tests {
     }
 
     #[test]
+    fn network_keys_name_their_line_and_never_echo_a_password() {
+        let text = "[github]\nproxy = \"socks5://u:SENTINEL@p:1080\"\n";
+        let e = parse(text, "c").unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("github.proxy", 2), "{e}");
+        assert!(e.message.contains("unsupported proxy scheme"), "{e}");
+        assert!(!e.to_string().contains("SENTINEL"), "{e}");
+        let text = "[github]\nproxy = \"http://u:SENTINEL@proxy:3128\"\nno_proxy = [\"ghes.internal\", \"10.0.0.0/8\"]\nca_file = \"/etc/ssl/ghes.pem\"\n";
+        let c = parse(text, "c").unwrap();
+        assert_eq!(c.github.no_proxy.as_ref().map(Vec::len), Some(2));
+        let printed = c.to_toml();
+        assert!(
+            printed.contains("proxy = \"http://u:***@proxy:3128\""),
+            "{printed}"
+        );
+        assert!(!printed.contains("SENTINEL"), "{printed}");
+        assert!(!format!("{c:?}").contains("SENTINEL"));
+        let e = parse("[github]\nno_proxy = [\"ok\", \"not a host\"]\n", "c").unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("github.no_proxy", 2), "{e}");
+        let e = parse("[github]\nca_file = \"ca.pem\"\n", "c").unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("github.ca_file", 2), "{e}");
+    }
+
+    #[test]
     fn runner_tables_parse() {
         let text = "[[runner]]\nroot = \"/opt/actions-runner\"\nrole = \"primary\"\n\n[[runner]]\nunit = \"actions.runner.x.y.service\"\nrole = \"secondary\"\nenvironment = \"production\"\n";
         let c = parse(text, "c").unwrap();
@@ -1083,6 +1137,9 @@ mod example_tests {
         config.github.scope = Some(Scope::SelfScope);
         config.github.api_url = Some("x".into());
         config.github.token_file = Some("x".into());
+        config.github.proxy = Some(crate::net::ProxyUrl::parse("http://x:1").unwrap());
+        config.github.no_proxy = Some(vec!["x".into()]);
+        config.github.ca_file = Some("/x".into());
         config.github.app = Some(GithubAppConfig {
             app_id: 1,
             private_key_file: "x".into(),

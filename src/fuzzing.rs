@@ -509,12 +509,32 @@ pub fn github_json(data: &[u8]) {
     let raw: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     match reply.json::<ApiRunner>() {
         Ok(r) => {
-            let g = r.into_runner(None, 1.0);
+            let g = r.into_runner(None, "octo/hello", 1.0);
             assert!(g.registered && g.id.is_some(), "{g:?}");
             if let Some(o) = raw.as_ref().and_then(|v| v.as_object()) {
-                let id = o.get("id").and_then(|v| v.as_u64());
+                // An id that fits a u64 keeps its value; any other is the
+                // canonical text of an integral number.
+                let id = g.id.as_ref().map(|i| i.to_string()).unwrap_or_default();
+                if let Some(n) = o.get("id").and_then(|v| v.as_u64()) {
+                    assert_eq!(id, n.to_string(), "{g:?}");
+                }
+                assert!(
+                    id == "0"
+                        || id
+                            .trim_start_matches('-')
+                            .bytes()
+                            .next()
+                            .is_some_and(|b| (b'1'..=b'9').contains(&b)),
+                    "{id}"
+                );
+                assert!(
+                    id.trim_start_matches('-')
+                        .bytes()
+                        .all(|b| b.is_ascii_digit()),
+                    "{id}"
+                );
                 let name = o.get("name").and_then(|v| v.as_str());
-                assert_eq!((g.id, Some(g.name.as_str())), (id, name), "{g:?}");
+                assert_eq!(Some(g.name.as_str()), name, "{g:?}");
             }
         }
         Err(e) => {
@@ -522,11 +542,16 @@ pub fn github_json(data: &[u8]) {
             printable(&e.message);
         }
     }
-    match reply.json::<RunnerList>() {
+    match reply.json_borrowed::<RunnerList<'_>>() {
         Ok(list) => {
-            for r in list.runners {
-                let g = r.into_runner(None, 1.0);
+            let (runners, bad) = list.read();
+            assert_eq!(runners.len() + bad.len(), list.runners.len());
+            for r in runners {
+                let g = r.into_runner(None, "octo/hello", 1.0);
                 assert!(g.registered && g.id.is_some());
+            }
+            for b in &bad {
+                printable(b);
             }
         }
         Err(e) => {

@@ -6,12 +6,18 @@
 //! `agentName` from `.runner` (remembered after the file vanishes), else the
 //! name GitHub lists, else a name taken from the unit, else the root's
 //! directory name. Every collector's metrics use that name.
+//!
+//! Runner names are unique only within one repository, organization or
+//! enterprise. In fleet scope a runner GitHub lists is joined to a local
+//! runner of the same name only when their owners agree, and runners only
+//! GitHub knows that share a name are told apart by their owner:
+//! `linux_runner (acme/app)`, whatever order the owners answer in.
 
 use crate::config::RunnerConfig;
 use crate::snapshot::{
     GithubRunner, GithubState, RunnerRoot, RunnerState, Snapshot, SystemdState, UnitState,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// One runner as all collectors see it.
@@ -234,7 +240,7 @@ pub fn runners(snap: &Snapshot) -> Vec<RunnerView<'_>> {
     for g in fleet {
         match views
             .iter_mut()
-            .find(|v| v.github.is_none() && v.name == g.name)
+            .find(|v| v.github.is_none() && v.name == g.name && same_owner(v, g))
         {
             Some(v) => v.github = Some(g),
             None => views.push(RunnerView {
@@ -246,7 +252,22 @@ pub fn runners(snap: &Snapshot) -> Vec<RunnerView<'_>> {
             }),
         }
     }
-    // Two roots registered under one name must still give distinct series.
+    // Runners only GitHub knows, sharing a name with another runner: each
+    // is named with its owner. Every one of them, not all but the first,
+    // so a name does not depend on which owner answered first.
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for v in &views {
+        *count.entry(v.name.clone()).or_default() += 1;
+    }
+    for v in &mut views {
+        if v.root.is_none() && v.unit.is_none() && count.get(&v.name).is_some_and(|n| *n > 1) {
+            if let Some(g) = v.github.filter(|g| !g.owner.is_empty()) {
+                v.name = format!("{} ({})", v.name, g.owner);
+            }
+        }
+    }
+    // Two roots registered under one name must still give distinct series;
+    // whatever is left over gets a number.
     let mut seen: HashSet<String> = HashSet::new();
     for v in &mut views {
         if !seen.insert(v.name.clone()) {
@@ -254,12 +275,39 @@ pub fn runners(snap: &Snapshot) -> Vec<RunnerView<'_>> {
                 .root
                 .map(|r| r.root.display().to_string())
                 .or_else(|| v.unit.map(|u| u.name.clone()))
+                .or_else(|| {
+                    v.github
+                        .and_then(|g| g.id.as_ref())
+                        .map(|id| format!("id {id}"))
+                })
                 .unwrap_or_default();
-            v.name = format!("{} ({place})", v.name);
+            let mut name = format!("{} ({place})", v.name);
+            let mut n = 2;
+            while seen.contains(&name) {
+                name = format!("{} ({place} #{n})", v.name);
+                n += 1;
+            }
+            v.name = name;
             seen.insert(v.name.clone());
         }
     }
     views
+}
+
+/// Whether a runner GitHub lists can be the local runner of a view: the
+/// owner of the local registration's gitHubUrl is the listed runner's
+/// owner (or either is unknown).
+fn same_owner(v: &RunnerView<'_>, g: &GithubRunner) -> bool {
+    let local = v
+        .root
+        .and_then(|r| r.registration.as_ref())
+        .and_then(|reg| reg.github_url.as_deref())
+        .and_then(|url| crate::collect::github::scope::parse_github_url(url).ok())
+        .map(|(_, owner)| owner.to_string());
+    match local {
+        Some(owner) if !g.owner.is_empty() => owner.eq_ignore_ascii_case(&g.owner),
+        _ => true,
+    }
 }
 
 fn local_name(v: &RunnerView<'_>) -> String {
@@ -367,6 +415,78 @@ mod tests {
             v[1].unit.map(|u| u.name.as_str()),
             Some("actions.runner.acme-app.y2.service")
         );
+    }
+
+    fn listed(name: &str, owner: &str, id: u64) -> GithubRunner {
+        GithubRunner {
+            name: name.into(),
+            id: Some(id.into()),
+            owner: owner.into(),
+            registered: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fleet_runners_sharing_a_name_are_named_by_owner_in_any_order() {
+        let owners = ["acme/app1", "acme/app2", "acme/app3"];
+        let mut first: Option<Vec<String>> = None;
+        for order in [[0, 1, 2], [2, 0, 1], [1, 2, 0]] {
+            let mut snap = snapshot(Config::default());
+            snap.set(
+                "github",
+                GithubState {
+                    runners: order
+                        .iter()
+                        .map(|&i| listed("linux_runner", owners[i], 23 + i as u64))
+                        .chain(std::iter::once(listed("mac_runner", "acme/app1", 30)))
+                        .collect(),
+                    ..Default::default()
+                },
+            );
+            let mut names: Vec<String> = runners(&snap).into_iter().map(|v| v.name).collect();
+            names.sort();
+            assert_eq!(
+                names,
+                [
+                    "linux_runner (acme/app1)",
+                    "linux_runner (acme/app2)",
+                    "linux_runner (acme/app3)",
+                    "mac_runner",
+                ]
+            );
+            assert_eq!(first.get_or_insert(names.clone()), &names, "stable");
+        }
+    }
+
+    #[test]
+    fn a_listed_runner_joins_the_local_one_of_its_own_owner() {
+        let mut snap = snapshot(Config::default());
+        let mut r = root("/opt/a", Some("linux_runner"), None);
+        if let Some(reg) = r.registration.as_mut() {
+            reg.github_url = Some("https://github.com/acme/app2".into());
+        }
+        snap.set("runner", RunnerState { roots: vec![r] });
+        snap.set(
+            "github",
+            GithubState {
+                runners: vec![
+                    listed("linux_runner", "acme/app1", 23),
+                    listed("linux_runner", "acme/app2", 24),
+                ],
+                ..Default::default()
+            },
+        );
+        let v = runners(&snap);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].name, "linux_runner");
+        assert_eq!(
+            v[0].github
+                .and_then(|g| g.id.as_ref())
+                .map(|i| i.to_string()),
+            Some("24".into())
+        );
+        assert_eq!(v[1].name, "linux_runner (acme/app1)");
     }
 
     #[test]

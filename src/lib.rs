@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod notify;
 pub mod query;
 pub mod settings;

@@ -5,6 +5,7 @@
 
 use crate::collect::github::auth::{self, TokenSource};
 use crate::config::{Config, Scope};
+use crate::net::Network;
 use std::sync::Arc;
 
 /// A loaded config and what it resolved to.
@@ -17,22 +18,29 @@ pub struct Settings {
     /// Where the GitHub token comes from (None with a GitHub App, or no
     /// credentials at all).
     pub token: Option<TokenSource>,
+    /// Proxies and trusted CAs for GitHub (and `check --url`): `[github]
+    /// proxy`, `no_proxy`, `ca_file` and the proxy variables.
+    pub network: Network,
 }
 
 impl Settings {
     /// Resolves `config` against the process environment
-    /// (`$CREDENTIALS_DIRECTORY`, `$GITHUB_TOKEN`).
+    /// (`$CREDENTIALS_DIRECTORY`, `$GITHUB_TOKEN`, the proxy variables).
     pub fn resolve(config: Config) -> Arc<Settings> {
         let token = if config.github.app.is_some() {
             None
         } else {
             auth::token_source_from_env(config.github.token_file.as_deref())
         };
-        Arc::new(Self::with_token(config, token))
+        let network = Network::resolve(&config.github, &|k| std::env::var(k).ok());
+        let mut settings = Self::with_token(config, token);
+        settings.network = network;
+        Arc::new(settings)
     }
 
     /// Resolves `config` with the token source given (tests, and the
-    /// environment read by [`Settings::resolve`]).
+    /// environment read by [`Settings::resolve`]); proxies from the config
+    /// alone.
     pub fn with_token(config: Config, token: Option<TokenSource>) -> Settings {
         let credentials = token.is_some() || config.github.app.is_some();
         let github_scope = config.github.scope.unwrap_or(if credentials {
@@ -40,10 +48,12 @@ impl Settings {
         } else {
             Scope::Off
         });
+        let network = Network::resolve(&config.github, &|_| None);
         Settings {
             config,
             github_scope,
             token,
+            network,
         }
     }
 }

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use testkit::copy_dir;
-use testkit::fake_github::{generated_runners, official_runners, FakeApp, Request};
+use testkit::fake_github::{
+    generated_runners, official_runner, official_runners, FakeApp, Request,
+};
+use testkit::net::Tinyproxy;
 use testkit::{sample_value, Exporter, Failure, FakeGithub};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-health-exporter");
@@ -70,6 +73,22 @@ impl Env {
             fake,
             &format!(
                 "scope = \"fleet\"\ntoken_file = \"{}\"\npoll_interval = \"1s\"\nrequest_timeout = \"2s\"\nrepositories = [\"acme/app\"]\n{extra}",
+                token.display()
+            ),
+            "[runner_files]\nenabled = false\n",
+        )
+    }
+}
+
+impl Env {
+    /// Fleet scope over the owners given (`repositories = [...]` etc.),
+    /// polling every second.
+    fn fleet_of(&self, fake: &FakeGithub, owners: &str) -> String {
+        let token = self.token_file(0o600);
+        self.config(
+            fake,
+            &format!(
+                "scope = \"fleet\"\ntoken_file = \"{}\"\npoll_interval = \"1s\"\nrequest_timeout = \"2s\"\n{owners}",
                 token.display()
             ),
             "[runner_files]\nenabled = false\n",
@@ -149,12 +168,17 @@ fn fleet_scope_sends_githubs_headers_and_exports_every_listed_runner() {
             1.0,
         ),
         (
-            "github_runner_github_info{runner=\"linux_runner\",id=\"23\",os=\"linux\",ephemeral=\"false\"}",
+            "github_runner_github_info{runner=\"linux_runner\",id=\"23\",os=\"linux\",ephemeral=\"false\",owner=\"acme/app\"}",
             1.0,
         ),
         (
-            "github_runner_github_info{runner=\"mac_runner\",id=\"24\",os=\"macos\",ephemeral=\"false\"}",
+            "github_runner_github_info{runner=\"mac_runner\",id=\"24\",os=\"macos\",ephemeral=\"false\",owner=\"acme/app\"}",
             1.0,
+        ),
+        ("github_runner_github_owner_success{owner=\"acme/app\"}", 1.0),
+        (
+            "github_runner_github_owner_runners_unreadable{owner=\"acme/app\"}",
+            0.0,
         ),
         ("github_runner_github_api_rate_limit_limit", 5000.0),
         ("github_runner_exporter_collector_success{collector=\"github\"}", 1.0),
@@ -876,28 +900,47 @@ fn github_app_flow_signs_a_jwt_that_verifies_with_the_public_key() {
     assert!(log.contains("installation_id=77"), "{log}");
 }
 
+/// The password of the proxy the exporter goes through: like the token,
+/// it must never show up anywhere.
+const PROXY_SENTINEL: &str = "pxSENTINELproxyPass0123";
+
 #[test]
-fn the_token_never_appears_in_metrics_logs_or_config_check() {
-    let fake = FakeGithub::start();
+fn the_token_and_the_proxy_password_never_appear_in_metrics_logs_health_or_check() {
+    // GitHub on a non-loopback address, reached through a real proxy that
+    // wants the sentinel password (loopback would be reached directly).
+    let addr = testkit::net::LocalAddr::new();
+    let fake = FakeGithub::start_on(&format!("{}:0", addr.ip)).unwrap();
     fake.set_runners(REPO, official_runners());
+    let proxy = Tinyproxy::start(
+        "127.0.0.1".parse().unwrap(),
+        Some(("runner", PROXY_SENTINEL)),
+    );
+    let proxy_url = proxy.url(Some(("runner", PROXY_SENTINEL)));
     let env = Env::new();
     // Readable by others: warned about, once, without the token.
     let token = env.token_file(0o644);
+    let root = env.path("actions-runner");
+    copy_dir(&testkit::fixtures_dir().join("runner/basic"), &root);
     let arg = env.config(
         &fake,
         &format!(
-            "scope = \"fleet\"\ntoken_file = \"{}\"\npoll_interval = \"1s\"\nrequest_timeout = \"1s\"\nrepositories = [\"acme/app\"]\n",
+            "scope = \"self\"\ntoken_file = \"{}\"\npoll_interval = \"1s\"\nrequest_timeout = \"1s\"\nproxy = \"{proxy_url}\"\n",
             token.display()
         ),
-        "[runner_files]\nenabled = false\n",
+        &format!("[[runner]]\nroot = \"{}\"\n", root.display()),
     );
-    let e = Exporter::start(BIN, &[&arg, "--log.level=trace"], &[]);
+    let envs = [
+        ("HTTPS_PROXY", proxy_url.as_str()),
+        ("http_proxy", proxy_url.as_str()),
+    ];
+    let e = Exporter::start(BIN, &[&arg, "--log.level=trace"], &envs);
     wait_value(&e, "github_runner_registered{runner=\"linux_runner\"}", 1.0);
     wait_at_least(
         &e,
         "github_runner_github_api_requests_total{code=\"304\"}",
         1.0,
     );
+    assert!(!proxy.requests().is_empty(), "{}", proxy.log());
     // An authentication failure: its error text is logged and exported.
     fake.fail(Failure::Unauthorized);
     wait_value(
@@ -905,6 +948,16 @@ fn the_token_never_appears_in_metrics_logs_or_config_check() {
         "github_runner_github_api_errors_total{reason=\"auth\"}",
         1.0,
     );
+    let health = |e: &Exporter| {
+        vec![
+            (
+                "/health JSON",
+                e.get_with("GET", "/health", &[("Accept", "application/json")])
+                    .body(),
+            ),
+            ("/health text", e.get("/health").body()),
+        ]
+    };
     let mut outputs = vec![
         ("metrics", e.metrics()),
         (
@@ -921,18 +974,65 @@ fn the_token_never_appears_in_metrics_logs_or_config_check() {
             e.get_with("GET", "/metrics", &[("Accept-Encoding", "gzip")])
                 .body(),
         ),
-        ("stderr", e.logs()),
-        ("stdout", e.stdout()),
     ];
-    assert!(outputs[1].1.contains("# EOF"), "OpenMetrics was served");
-    let check = testkit::process::run(BIN, &["config", "check", &arg], &[]);
+    outputs.extend(health(&e));
+    // The proxy goes away: errors that name it, from a second exporter
+    // (the first one backs off after the 401).
+    drop(proxy);
+    let e2 = Exporter::start(BIN, &[&arg, "--log.level=trace"], &envs);
+    let m2 = wait_value(
+        &e2,
+        "github_runner_github_api_errors_total{reason=\"proxy\"}",
+        1.0,
+    );
+    outputs.push(("metrics while the proxy is down", m2));
+    outputs.extend(health(&e2));
+    let check_url = testkit::process::run(
+        BIN,
+        &["check", "--url", &format!("http://{}", e2.addr), &arg],
+        &envs,
+    );
     outputs.push((
-        "config check stdout",
-        String::from_utf8_lossy(&check.stdout).into(),
+        "check --url",
+        String::from_utf8_lossy(&check_url.stdout).into(),
     ));
     outputs.push((
-        "config check stderr",
+        "check --url stderr",
+        String::from_utf8_lossy(&check_url.stderr).into(),
+    ));
+    let check = testkit::process::run(BIN, &["check", &arg, "--log.level=trace"], &envs);
+    let check_text: String = String::from_utf8_lossy(&check.stdout).into();
+    assert!(
+        check_text.contains(&format!(
+            "cannot connect to the proxy http://runner:***@{}",
+            e2_proxy_addr(&proxy_url)
+        )),
+        "{check_text}"
+    );
+    outputs.push(("check", check_text));
+    outputs.push((
+        "check stderr",
         String::from_utf8_lossy(&check.stderr).into(),
+    ));
+    outputs.push(("stderr", e.logs()));
+    outputs.push(("stdout", e.stdout()));
+    outputs.push(("stderr, proxy down", e2.logs()));
+    assert!(outputs[1].1.contains("# EOF"), "OpenMetrics was served");
+    testkit::assert_unique_series(&outputs[1].1);
+    testkit::assert_unique_series(&outputs[2].1);
+    let config_check = testkit::process::run(BIN, &["config", "check", &arg], &envs);
+    let printed: String = String::from_utf8_lossy(&config_check.stdout).into();
+    assert!(
+        printed.contains(&format!(
+            "proxy = \"http://runner:***@{}\"",
+            e2_proxy_addr(&proxy_url)
+        )),
+        "{printed}"
+    );
+    outputs.push(("config check stdout", printed));
+    outputs.push((
+        "config check stderr",
+        String::from_utf8_lossy(&config_check.stderr).into(),
     ));
     let check = testkit::process::run(
         BIN,
@@ -949,16 +1049,22 @@ fn the_token_never_appears_in_metrics_logs_or_config_check() {
             "the token leaked into {what}:\n{text}"
         );
         assert!(
+            !text.contains(PROXY_SENTINEL),
+            "the proxy password leaked into {what}:\n{text}"
+        );
+        assert!(
             !text.contains("SENTINEL"),
-            "part of the token leaked into {what}"
+            "part of a secret leaked into {what}"
         );
     }
-    let log = &outputs[3].1;
+    let log = &e.logs();
     assert!(
         log.contains("level=trace") || log.contains("level=debug"),
         "trace logging is on"
     );
     assert!(log.contains("401 Unauthorized"), "{log}");
+    let log2 = e2.logs();
+    assert!(log2.contains("http://runner:***@"), "{log2}");
     let warnings = log
         .lines()
         .filter(|l| l.contains("readable by group or others"))
@@ -967,5 +1073,354 @@ fn the_token_never_appears_in_metrics_logs_or_config_check() {
     assert!(
         log.contains(&token.display().to_string()),
         "the warning names the file"
+    );
+}
+
+/// `HOST:PORT` of a proxy URL.
+fn e2_proxy_addr(url: &str) -> &str {
+    url.rsplit('@').next().unwrap_or(url)
+}
+
+/// The series about GitHub's runners, for comparing scrapes.
+fn runner_series(m: &str) -> Vec<String> {
+    m.lines()
+        .filter(|l| {
+            [
+                "github_runner_registered{",
+                "github_runner_github_online{",
+                "github_runner_github_busy{",
+                "github_runner_github_label_info{",
+                "github_runner_github_info{",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// Runner names are unique only within one repository: three repositories
+/// with a `linux_runner` each give three distinct series, named by owner,
+/// the same whatever order the owners are listed (and answer) in.
+#[test]
+fn fleet_runners_sharing_a_name_across_repositories_stay_distinct_and_stable() {
+    let fake = FakeGithub::start();
+    for (i, repo) in ["app1", "app2", "app3"].iter().enumerate() {
+        let mut r = official_runner();
+        r["id"] = (23 + i as u64).into();
+        fake.set_runners(&format!("repos/acme/{repo}"), vec![r]);
+    }
+    let env = Env::new();
+    let mut seen: Option<Vec<String>> = None;
+    for order in [
+        "\"acme/app3\", \"acme/app1\", \"acme/app2\"",
+        "\"acme/app1\", \"acme/app2\", \"acme/app3\"",
+    ] {
+        let arg = env.fleet_of(&fake, &format!("repositories = [{order}]\n"));
+        let e = Exporter::start(BIN, &[&arg], &[]);
+        let series =
+            |n: usize| format!("github_runner_registered{{runner=\"linux_runner (acme/app{n})\"}}");
+        let m = wait_value(&e, &series(3), 1.0);
+        for n in 1..=3 {
+            assert_eq!(value(&m, &series(n)), Some(1.0), "{m}");
+            let info = format!(
+                "github_runner_github_info{{runner=\"linux_runner (acme/app{n})\",id=\"{}\",os=\"linux\",ephemeral=\"false\",owner=\"acme/app{n}\"}}",
+                22 + n
+            );
+            assert_eq!(value(&m, &info), Some(1.0), "{info}\n{m}");
+        }
+        assert!(!m.contains("runner=\"linux_runner\""), "{m}");
+        assert!(!m.contains("()"), "{m}");
+        assert_eq!(
+            value(
+                &m,
+                "github_runner_exporter_collector_targets{collector=\"github\"}"
+            ),
+            Some(3.0)
+        );
+        // Later polls (304s) keep every series as it was.
+        let later = wait_at_least(
+            &e,
+            "github_runner_github_api_requests_total{code=\"304\"}",
+            6.0,
+        );
+        assert_eq!(runner_series(&m), runner_series(&later));
+        let mut now = runner_series(&later);
+        now.sort();
+        assert_eq!(
+            seen.get_or_insert(now.clone()),
+            &now,
+            "the same in any order"
+        );
+    }
+}
+
+/// One owner that fails (here: a repository that is gone, 404) does not
+/// stop the poll: the owners after it are still asked and reported, each
+/// with its own success and error series.
+#[test]
+fn a_failing_owner_does_not_stop_the_others() {
+    let fake = FakeGithub::start();
+    fake.set_runners(REPO, official_runners());
+    fake.set_runners("orgs/acme", generated_runners("org", 500, 2));
+    let env = Env::new();
+    let arg = env.fleet_of(
+        &fake,
+        "repositories = [\"acme/gone\", \"acme/app\"]\norganizations = [\"acme\"]\n",
+    );
+    let e = Exporter::start(BIN, &[&arg], &[]);
+    let m = wait_at_least(
+        &e,
+        "github_runner_github_owner_errors_total{owner=\"acme/gone\",reason=\"not_found\"}",
+        2.0,
+    );
+    for (series, want) in [
+        ("github_runner_registered{runner=\"linux_runner\"}", 1.0),
+        ("github_runner_registered{runner=\"org-1\"}", 1.0),
+        (
+            "github_runner_github_owner_success{owner=\"acme/gone\"}",
+            0.0,
+        ),
+        (
+            "github_runner_github_owner_success{owner=\"acme/app\"}",
+            1.0,
+        ),
+        ("github_runner_github_owner_success{owner=\"acme\"}", 1.0),
+        (
+            "github_runner_exporter_collector_success{collector=\"github\"}",
+            1.0,
+        ),
+        ("github_runner_github_api_backoff_seconds", 0.0),
+    ] {
+        assert_eq!(value(&m, series), Some(want), "{series}\n{m}");
+    }
+    assert!(
+        value(
+            &m,
+            "github_runner_github_api_errors_total{reason=\"not_found\"}"
+        )
+        .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "github_runner_github_owner_errors_total{owner=\"acme/app\",reason=\"not_found\"}"
+        ),
+        None
+    );
+    assert!(value(
+        &m,
+        "github_runner_github_owner_last_success_timestamp_seconds{owner=\"acme\"}"
+    )
+    .is_some());
+    assert_eq!(
+        value(
+            &m,
+            "github_runner_github_owner_last_success_timestamp_seconds{owner=\"acme/gone\"}"
+        ),
+        None
+    );
+    // Every poll asks every owner, the failing one first.
+    let paths: Vec<String> = runner_requests(&fake).into_iter().map(|r| r.path).collect();
+    for owner in ["/repos/acme/gone/", "/repos/acme/app/", "/orgs/acme/"] {
+        assert!(
+            paths.iter().filter(|p| p.starts_with(owner)).count() >= 2,
+            "{owner}: {paths:?}"
+        );
+    }
+    let log = e.logs();
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("this owner failed") && l.contains("acme/gone"))
+        .count();
+    assert_eq!(warned, 1, "a lasting failure is logged once:\n{log}");
+    // The owner comes back.
+    fake.set_runners("repos/acme/gone", generated_runners("back", 700, 1));
+    let m = wait_value(
+        &e,
+        "github_runner_github_owner_success{owner=\"acme/gone\"}",
+        1.0,
+    );
+    assert_eq!(
+        value(&m, "github_runner_registered{runner=\"back-0\"}"),
+        Some(1.0)
+    );
+}
+
+/// Ids are whatever the published schema allows ("integer", unbounded):
+/// beyond 64 bits, negative, or written with a fraction or exponent. A
+/// runner object that cannot be read at all is left out, alone.
+#[test]
+fn any_integer_id_is_accepted_and_an_unreadable_runner_leaves_out_only_itself() {
+    let fake = FakeGithub::start();
+    fake.set_list_body(
+        REPO,
+        r#"{"total_count": 6, "runners": [
+            {"id": 18446744073709551616, "name": "huge-id", "os": "linux", "status": "online", "busy": false, "labels": []},
+            {"id": -3, "name": "negative-id", "os": "linux", "status": "offline", "busy": false, "labels": []},
+            {"id": 2.3e1, "name": "exponent-id", "os": "linux", "status": "online", "busy": true,
+             "labels": [{"id": 1, "name": "self-hosted", "type": "read-only"}]},
+            {"id": "24", "name": "string-id", "os": "linux", "status": "online", "busy": false, "labels": []},
+            {"id": 25, "os": "linux", "status": "online", "busy": false, "labels": []},
+            {"id": 26.5, "name": "fraction-id", "os": "linux", "status": "online", "busy": false, "labels": []}
+        ]}"#,
+    );
+    let env = Env::new();
+    let e = Exporter::start(BIN, &[&env.fleet(&fake, "")], &[]);
+    let m = wait_value(&e, "github_runner_registered{runner=\"huge-id\"}", 1.0);
+    for (series, want) in [
+        (
+            "github_runner_github_info{runner=\"huge-id\",id=\"18446744073709551616\",os=\"linux\",ephemeral=\"false\",owner=\"acme/app\"}",
+            1.0,
+        ),
+        (
+            "github_runner_github_info{runner=\"negative-id\",id=\"-3\",os=\"linux\",ephemeral=\"false\",owner=\"acme/app\"}",
+            1.0,
+        ),
+        (
+            "github_runner_github_info{runner=\"exponent-id\",id=\"23\",os=\"linux\",ephemeral=\"false\",owner=\"acme/app\"}",
+            1.0,
+        ),
+        ("github_runner_github_busy{runner=\"exponent-id\"}", 1.0),
+        ("github_runner_github_online{runner=\"negative-id\"}", 0.0),
+        (
+            "github_runner_github_owner_runners_unreadable{owner=\"acme/app\"}",
+            3.0,
+        ),
+        ("github_runner_github_owner_success{owner=\"acme/app\"}", 1.0),
+        (
+            "github_runner_exporter_collector_success{collector=\"github\"}",
+            1.0,
+        ),
+        (
+            "github_runner_exporter_collector_targets{collector=\"github\"}",
+            3.0,
+        ),
+    ] {
+        assert_eq!(value(&m, series), Some(want), "{series}\n{m}");
+    }
+    assert!(
+        !m.contains("string-id") && !m.contains("fraction-id"),
+        "{m}"
+    );
+    // Later polls read the cached page again; each object is logged once.
+    wait_at_least(
+        &e,
+        "github_runner_github_api_requests_total{code=\"304\"}",
+        2.0,
+    );
+    let log = e.logs();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("left out a runner GitHub listed"))
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("is not an integer"), "{log}");
+    assert!(log.contains("missing field `name`"), "{log}");
+}
+
+/// The host clock against GitHub's, from the `Date` of the answers the
+/// exporter gets anyway: a host three hours ahead is named by `/health`
+/// and `check`, with its size, before the deleted registration its
+/// runner's log reports (actions/runner#4648).
+#[test]
+fn a_wrong_host_clock_is_measured_and_named_before_a_deleted_registration() {
+    let fake = FakeGithub::start();
+    let mut r = official_runner();
+    r["id"] = 41.into();
+    r["name"] = "deploy-primary".into();
+    r["status"] = "offline".into();
+    r["busy"] = false.into();
+    fake.set_runners("orgs/acme", vec![r]);
+    // GitHub's clock three hours behind: the host is three hours ahead.
+    fake.set_clock_offset(-3 * 3600);
+    let env = Env::new();
+    let root = env.path("actions-runner");
+    copy_dir(&testkit::fixtures_dir().join("runner/broken"), &root);
+    let token = env.token_file(0o600);
+    let arg = env.config(
+        &fake,
+        &format!(
+            "scope = \"self\"\ntoken_file = \"{}\"\npoll_interval = \"1s\"\n",
+            token.display()
+        ),
+        &format!(
+            "[[runner]]\nroot = \"{}\"\nrole = \"primary\"\n",
+            root.display()
+        ),
+    );
+    let e = Exporter::start(BIN, &[&arg], &[]);
+    let m = e
+        .wait_metrics(WAIT, |m| {
+            value(m, "github_runner_host_clock_offset_seconds").is_some()
+        })
+        .expect("the clock offset is exported");
+    let offset = value(&m, "github_runner_host_clock_offset_seconds").unwrap();
+    assert!((offset - 10_800.0).abs() < 3.0, "{offset}");
+    // Measured on the requests the collector makes anyway, nothing else.
+    wait_at_least(
+        &e,
+        "github_runner_github_api_requests_total{code=\"304\"}",
+        2.0,
+    );
+    let routes: std::collections::BTreeSet<String> = fake
+        .requests()
+        .iter()
+        .map(|r| r.route().to_string())
+        .collect();
+    // (the runner itself, and the latest release the version check asks
+    // for at most hourly)
+    assert_eq!(
+        routes.into_iter().collect::<Vec<_>>(),
+        [
+            "/orgs/acme/actions/runners/41",
+            "/repos/actions/runner/releases/latest"
+        ]
+    );
+    let health = |e: &Exporter| -> serde_json::Value {
+        let r = e.get_with("GET", "/health", &[("Accept", "application/json")]);
+        serde_json::from_str(&r.body()).expect("a JSON report")
+    };
+    let report = health(&e);
+    let (status, reason) = testkit::health_check(&report, "clock_in_sync").expect("clock_in_sync");
+    assert_eq!(status, "fail", "{report:#}");
+    assert!(reason.contains("3h0m ahead of GitHub's"), "{reason}");
+    let (registered, _) = testkit::health_check(&report, "registered").unwrap();
+    assert_eq!(registered, "fail");
+    assert_eq!(
+        report["runners"][0]["diagnosis"]["cause"], "clock_skew",
+        "{report:#}"
+    );
+    // `check`, collecting in-process, says the same.
+    let out = testkit::process::run(BIN, &["check", &arg], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("Diagnosis: Clock skew"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("clock_in_sync"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("3h0m ahead of GitHub's (offset +10"),
+        "{line}"
+    );
+    // The clock is put right: the measurement follows on the next poll,
+    // and the log's deleted registration is the diagnosis again.
+    fake.set_clock_offset(0);
+    let m = e
+        .wait_metrics(WAIT, |m| {
+            value(m, "github_runner_host_clock_offset_seconds").is_some_and(|v| v.abs() < 2.0)
+        })
+        .expect("the offset comes back");
+    let _ = m;
+    let report = health(&e);
+    let (status, _) = testkit::health_check(&report, "clock_in_sync").unwrap();
+    assert_eq!(status, "ok", "{report:#}");
+    assert_eq!(
+        report["runners"][0]["diagnosis"]["cause"],
+        "registration_deleted"
     );
 }

@@ -20,15 +20,20 @@ pub mod scope;
 
 use super::{Collector, Failure, Mode, Outcome};
 use crate::config::{GithubConfig, LatestVersionSetting, Scope};
+use crate::net::Network;
 use crate::settings::Settings;
-use crate::snapshot::{ApiStats, Data, GithubRunner, GithubState, RunnerState, Store};
+use crate::snapshot::{
+    ApiFailure, ApiStats, Data, GithubRunner, GithubState, OwnerStatus, RunnerId, RunnerState,
+    Store,
+};
 use crate::timefmt::now_unix;
 use app::AppAuth;
 use auth::{PermissionWarnings, Secret, TokenSource};
 use client::{ApiError, Client, ErrorKind, Reply};
 use hyper::Method;
 use scope::Owner;
-use std::collections::BTreeMap;
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -60,21 +65,24 @@ enum Target {
     List(Owner),
 }
 
-/// A runner as the REST API describes it.
+/// A runner as the REST API describes it. Only `id` and `name` are
+/// required; a null where the schema has a string or a boolean reads as
+/// empty or false.
 #[derive(serde::Deserialize)]
 pub(crate) struct ApiRunner {
-    id: u64,
+    #[serde(deserialize_with = "runner_id")]
+    id: RunnerId,
     name: String,
     #[serde(default)]
-    os: String,
+    os: Option<String>,
     #[serde(default)]
-    status: String,
+    status: Option<String>,
     #[serde(default)]
-    busy: bool,
+    busy: Option<bool>,
     #[serde(default)]
-    ephemeral: bool,
+    ephemeral: Option<bool>,
     #[serde(default)]
-    labels: Vec<ApiLabel>,
+    labels: Option<Vec<ApiLabel>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -82,23 +90,82 @@ struct ApiLabel {
     name: String,
 }
 
+/// A short, printable excerpt of text from an answer, for messages.
+fn excerpt(s: &str) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(40).collect();
+    if s.chars().count() > 40 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// The schema says "integer": any integral JSON number, of any size.
+fn runner_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RunnerId, D::Error> {
+    let raw: Box<RawValue> = serde::Deserialize::deserialize(d)?;
+    RunnerId::from_json_number(raw.get()).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "id {} is not an integer (of at most {} digits)",
+            excerpt(raw.get()),
+            RunnerId::MAX_DIGITS
+        ))
+    })
+}
+
+/// A page of the runner list: each runner is read on its own, so one that
+/// cannot be read leaves out only itself.
 #[derive(serde::Deserialize)]
-pub(crate) struct RunnerList {
-    pub(crate) runners: Vec<ApiRunner>,
+pub(crate) struct RunnerList<'a> {
+    #[serde(borrow)]
+    pub(crate) runners: Vec<&'a RawValue>,
+}
+
+impl RunnerList<'_> {
+    /// The runners that read, and why each other one did not.
+    pub(crate) fn read(&self) -> (Vec<ApiRunner>, Vec<String>) {
+        let mut ok = Vec::with_capacity(self.runners.len());
+        let mut bad = Vec::new();
+        for (i, raw) in self.runners.iter().enumerate() {
+            match serde_json::from_str::<ApiRunner>(raw.get()) {
+                Ok(r) => ok.push(r),
+                Err(e) => bad.push(format!(
+                    "runner {} of the page: {}",
+                    i + 1,
+                    excerpt_error(&e)
+                )),
+            }
+        }
+        (ok, bad)
+    }
+}
+
+fn excerpt_error(e: &serde_json::Error) -> String {
+    e.to_string()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
 }
 
 impl ApiRunner {
-    pub(crate) fn into_runner(self, root: Option<PathBuf>, now: f64) -> GithubRunner {
+    pub(crate) fn into_runner(self, root: Option<PathBuf>, owner: &str, now: f64) -> GithubRunner {
         GithubRunner {
             name: self.name,
             root,
             id: Some(self.id),
+            owner: owner.to_string(),
             registered: true,
-            online: self.status.eq_ignore_ascii_case("online"),
-            busy: self.busy,
-            os: self.os,
-            ephemeral: self.ephemeral,
-            labels: self.labels.into_iter().map(|l| l.name).collect(),
+            online: self
+                .status
+                .is_some_and(|s| s.eq_ignore_ascii_case("online")),
+            busy: self.busy.unwrap_or(false),
+            os: self.os.unwrap_or_default(),
+            ephemeral: self.ephemeral.unwrap_or(false),
+            labels: self
+                .labels
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| l.name)
+                .collect(),
             checked_at: now,
         }
     }
@@ -109,9 +176,37 @@ enum Credentials {
     App(Box<AppAuth>),
 }
 
+/// What asking about one target gave.
+struct Fetched {
+    runners: Vec<GithubRunner>,
+    /// Runner objects left out, and why.
+    unreadable: Vec<String>,
+}
+
+/// One owner within one poll.
+#[derive(Default)]
+struct OwnerPoll {
+    /// Every request about it was answered.
+    ok: bool,
+    error: Option<ApiFailure>,
+    unreadable: u64,
+}
+
+/// What a poll that asked its owners gave.
+#[derive(Default)]
+struct PollOutcome {
+    /// Targets answered.
+    answered: usize,
+    /// Failures, already counted.
+    failures: Vec<ApiError>,
+    /// A rate limit stopped the poll.
+    rate_limited: Option<ApiError>,
+}
+
 pub struct GithubCollector {
     config: GithubConfig,
     scope: Scope,
+    network: Network,
     /// Self scope: the runner collector's roots, whose registrations say
     /// which runners to ask about.
     roots: Option<watch::Receiver<Data<RunnerState>>>,
@@ -129,6 +224,15 @@ pub struct GithubCollector {
     /// section to poll a new runner at once).
     targets: Vec<Target>,
     stats: ApiStats,
+    owners: Vec<OwnerStatus>,
+    /// Why the last poll failed as a whole.
+    error: Option<ApiFailure>,
+    /// The failure last logged for each owner, so a lasting failure is
+    /// logged once.
+    logged: HashMap<String, String>,
+    /// Runner objects reported as unreadable (a cached page is read again
+    /// on every poll; each is logged once while it lasts).
+    logged_unreadable: std::collections::HashSet<String>,
     last_requests: u32,
     /// gitHubUrl values already reported as unusable.
     bad_urls: std::collections::HashSet<String>,
@@ -156,16 +260,21 @@ impl GithubCollector {
         GithubCollector {
             config,
             scope: settings.github_scope,
+            network: settings.network.clone(),
             roots,
             client: None,
             credentials,
-            warnings: PermissionWarnings::default(),
+            warnings: PermissionWarnings,
             next_due: Instant::now(),
             holding: false,
             failures: 0,
             known: BTreeMap::new(),
             targets: Vec::new(),
             stats: ApiStats::default(),
+            owners: Vec::new(),
+            error: None,
+            logged: HashMap::new(),
+            logged_unreadable: Default::default(),
             last_requests: 0,
             bad_urls: Default::default(),
             not_found: BTreeMap::new(),
@@ -216,18 +325,16 @@ impl GithubCollector {
         match token {
             Ok(token) => {
                 release
-                    .check(&base, &token, &mut self.stats, timeouts, now)
+                    .check(
+                        &base,
+                        &token,
+                        &mut self.stats,
+                        (timeouts, &self.network),
+                        now,
+                    )
                     .await
             }
             Err(e) => release.skipped(&e.message),
-        }
-    }
-
-    fn state(&self) -> GithubState {
-        GithubState {
-            runners: self.runners(),
-            api: self.stats.clone(),
-            latest_runner: self.release.as_ref().and_then(|r| r.known()),
         }
     }
 
@@ -272,6 +379,9 @@ impl GithubCollector {
                 scope::enterprise_owner(e).map_err(ApiError::setup)?,
             ));
         }
+        // An owner listed twice is asked about once.
+        let mut seen = std::collections::BTreeSet::new();
+        t.retain(|x| seen.insert(x.clone()));
         Ok(t)
     }
 
@@ -348,11 +458,15 @@ impl GithubCollector {
     }
 
     /// Asks about one target.
-    async fn fetch(&mut self, target: &Target, now: f64) -> Result<Vec<GithubRunner>, ApiError> {
-        let Some((base, owner)) = self.locate(target) else {
-            return Ok(Vec::new());
-        };
-        let token = self.credential(&base, &owner, now).await?;
+    async fn fetch(
+        &mut self,
+        target: &Target,
+        base: &str,
+        owner: &Owner,
+        now: f64,
+    ) -> Result<Fetched, ApiError> {
+        let token = self.credential(base, owner, now).await?;
+        let owner_name = owner.to_string();
         let result = match target {
             Target::Local { root, name, id, .. } => {
                 let url = format!("{base}{}", owner.runner_path(*id));
@@ -361,23 +475,28 @@ impl GithubCollector {
                     404 => Ok(vec![GithubRunner {
                         name: name.clone(),
                         root: Some(root.clone()),
-                        id: Some(*id),
+                        id: Some(RunnerId::from(*id)),
+                        owner: owner_name,
                         registered: false,
                         checked_at: now,
                         ..Default::default()
                     }]),
                     _ if reply.ok() => {
                         let r: ApiRunner = reply.json()?;
-                        Ok(vec![r.into_runner(Some(root.clone()), now)])
+                        Ok(vec![r.into_runner(Some(root.clone()), &owner_name, now)])
                     }
                     _ => Err(reply.error(&token)),
                 }
+                .map(|runners| Fetched {
+                    runners,
+                    unreadable: Vec::new(),
+                })
             }
-            Target::List(_) => self.list(&base, &owner, &token, now).await,
+            Target::List(_) => self.list(base, owner, &token, now).await,
         };
         if let (Err(e), Credentials::App(app)) = (&result, &mut self.credentials) {
             if e.kind == ErrorKind::Auth {
-                app.invalidate(&owner);
+                app.invalidate(owner);
             }
         }
         result
@@ -390,17 +509,28 @@ impl GithubCollector {
         owner: &Owner,
         token: &Secret,
         now: f64,
-    ) -> Result<Vec<GithubRunner>, ApiError> {
+    ) -> Result<Fetched, ApiError> {
         let origin = scope::origin(base).to_string();
+        let owner_name = owner.to_string();
         let mut url = format!("{base}{}", owner.list_path());
-        let mut runners = Vec::new();
+        let mut out = Fetched {
+            runners: Vec::new(),
+            unreadable: Vec::new(),
+        };
         for _ in 0..MAX_PAGES {
             let reply = self.send(&url, token).await?;
             if !reply.ok() {
                 return Err(reply.error(token));
             }
-            let page: RunnerList = reply.json()?;
-            runners.extend(page.runners.into_iter().map(|r| r.into_runner(None, now)));
+            let page: RunnerList<'_> = reply.json_borrowed()?;
+            let (runners, bad) = page.read();
+            out.runners.extend(
+                runners
+                    .into_iter()
+                    .map(|r| r.into_runner(None, &owner_name, now)),
+            );
+            out.unreadable
+                .extend(bad.into_iter().map(|b| format!("GET {url}: {b}")));
             match reply.link.as_deref().and_then(scope::next_link) {
                 Some(next) if scope::origin(&next) == origin => url = next,
                 Some(next) => {
@@ -411,7 +541,7 @@ impl GithubCollector {
                         ),
                     ))
                 }
-                None => return Ok(runners),
+                None => return Ok(out),
             }
         }
         Err(ApiError::new(
@@ -424,6 +554,16 @@ impl GithubCollector {
         self.known.values().flatten().cloned().collect()
     }
 
+    fn state(&self) -> GithubState {
+        GithubState {
+            runners: self.runners(),
+            api: self.stats.clone(),
+            latest_runner: self.release.as_ref().and_then(|r| r.known()),
+            owners: self.owners.clone(),
+            error: self.error.clone(),
+        }
+    }
+
     fn jitter() -> f64 {
         let mut b = [0u8; 4];
         if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_err() {
@@ -432,15 +572,11 @@ impl GithubCollector {
         f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
     }
 
-    /// Schedules the next poll after a failure and records it.
-    fn failed(&mut self, e: &ApiError) {
-        self.failures = self.failures.saturating_add(1);
-        if let Some(reason) = e.kind.reason() {
-            self.stats.errors.add(reason, 1);
-        }
+    /// The delay after a failure of kind `e`, the `failures`-th in a row.
+    fn failure_delay(&self, e: &ApiError) -> Duration {
         let interval = self.config.poll_interval.get();
         let now = now_unix() as u64;
-        let delay = match e.kind {
+        match e.kind {
             ErrorKind::RateLimited | ErrorKind::Forbidden => ratelimit::rate_limited_delay(
                 e.retry_after,
                 &e.rate,
@@ -450,7 +586,13 @@ impl GithubCollector {
                 interval,
             ),
             _ => ratelimit::exponential(self.failures, Self::jitter(), interval),
-        };
+        }
+    }
+
+    /// Schedules the next poll after a failed poll.
+    fn failed(&mut self, e: &ApiError) {
+        self.failures = self.failures.saturating_add(1);
+        let delay = self.failure_delay(e);
         self.stats.backoff_seconds = delay.as_secs_f64();
         self.next_due = Instant::now() + delay;
         self.holding = true;
@@ -461,9 +603,19 @@ impl GithubCollector {
         );
     }
 
-    /// Schedules the next poll after a success.
-    fn succeeded(&mut self, now: f64) {
+    /// Schedules the next poll after a poll in which owners answered
+    /// (`rate_limited`: a rate limit stopped it before the last owner).
+    fn succeeded(&mut self, now: f64, rate_limited: Option<&ApiError>) {
         self.failures = 0;
+        self.stats.last_success = Some(now);
+        if let Some(e) = rate_limited {
+            self.failures = 1;
+            let delay = self.failure_delay(e);
+            self.stats.backoff_seconds = delay.as_secs_f64();
+            self.next_due = Instant::now() + delay;
+            self.holding = true;
+            return;
+        }
         let rate = ratelimit::RateLimit {
             limit: self.stats.rate_limit,
             remaining: self.stats.rate_remaining,
@@ -485,20 +637,37 @@ impl GithubCollector {
             );
         }
         self.stats.backoff_seconds = if stretched { delay.as_secs_f64() } else { 0.0 };
-        self.stats.last_success = Some(now);
         self.next_due = Instant::now() + delay;
         self.holding = stretched;
     }
 
-    async fn poll(&mut self, now: f64) -> Result<(), ApiError> {
+    /// Counts a failure against an owner (and the API statistics).
+    fn count(&mut self, polls: &mut Vec<(String, OwnerPoll)>, owner: &str, e: &ApiError) {
+        if let Some(reason) = e.kind.reason() {
+            self.stats.errors.add(reason, 1);
+            if let Some(o) = self.owners.iter_mut().find(|o| o.owner == owner) {
+                o.errors.add(reason, 1);
+            }
+        }
+        let p = owner_poll(polls, owner);
+        p.ok = false;
+        p.error = Some(ApiFailure {
+            reason: e.kind.reason(),
+            message: e.message.clone(),
+        });
+    }
+
+    /// Asks every target once. An owner that fails does not stop the
+    /// others, except that a rate limit ends the poll, and after a
+    /// failure of the way to a server (proxy, TLS, connection) the other
+    /// owners on that server are not asked but marked failed alike.
+    async fn poll(&mut self, now: f64) -> Result<PollOutcome, ApiError> {
         if self.client.is_none() {
-            self.client = Some(
-                Client::new(
-                    self.config.connect_timeout.get(),
-                    self.config.request_timeout.get(),
-                )
-                .map_err(ApiError::setup)?,
-            );
+            self.client = Some(Client::with_network(
+                self.config.connect_timeout.get(),
+                self.config.request_timeout.get(),
+                &self.network,
+            )?);
         }
         let targets = self.current_targets()?;
         self.targets = targets.clone();
@@ -508,27 +677,135 @@ impl GithubCollector {
         if let Some(c) = self.client.as_mut() {
             c.begin_poll();
         }
+        let mut polls: Vec<(String, OwnerPoll)> = Vec::new();
+        let mut out = PollOutcome::default();
+        // Servers that could not be reached in this poll, and why.
+        let mut unreachable: HashMap<String, ApiError> = HashMap::new();
+        let mut unreadable_now = std::collections::HashSet::new();
         for t in &targets {
+            let Some((base, owner)) = self.locate(t) else {
+                continue;
+            };
+            let name = owner.to_string();
+            if !self.owners.iter().any(|o| o.owner == name) {
+                self.owners.push(OwnerStatus {
+                    owner: name.clone(),
+                    ..Default::default()
+                });
+            }
+            if owner_poll(&mut polls, &name).error.is_none() {
+                owner_poll(&mut polls, &name).ok = true;
+            }
+            if out.rate_limited.is_some() {
+                // Not asked: its last data and status stay.
+                owner_poll(&mut polls, &name).ok = false;
+                continue;
+            }
             let recently_gone = self
                 .not_found
                 .get(t)
                 .is_some_and(|at| at.elapsed() < NOT_FOUND_RECHECK);
             if recently_gone && self.known.contains_key(t) {
+                out.answered += 1;
                 continue;
             }
-            let runners = self.fetch(t, now).await?;
-            if matches!(t, Target::Local { .. }) && runners.iter().any(|r| !r.registered) {
-                self.not_found.entry(t.clone()).or_insert_with(Instant::now);
-            } else {
-                self.not_found.remove(t);
+            let origin = scope::origin(&base).to_string();
+            if let Some(first) = unreachable.get(&origin) {
+                let mut e = ApiError::new(
+                    first.kind,
+                    format!(
+                        "not asked: an earlier request to {origin} failed: {}",
+                        first.message
+                    ),
+                );
+                e.retry_after = first.retry_after;
+                self.count(&mut polls, &name, &e);
+                out.failures.push(e);
+                continue;
             }
-            self.known.insert(t.clone(), runners);
+            match self.fetch(t, &base, &owner, now).await {
+                Ok(fetched) => {
+                    out.answered += 1;
+                    for why in &fetched.unreadable {
+                        if !self.logged_unreadable.contains(why) {
+                            tracing::warn!(owner = %name, "left out a runner GitHub listed: {why}");
+                        }
+                        unreadable_now.insert(why.clone());
+                    }
+                    owner_poll(&mut polls, &name).unreadable += fetched.unreadable.len() as u64;
+                    if matches!(t, Target::Local { .. })
+                        && fetched.runners.iter().any(|r| !r.registered)
+                    {
+                        self.not_found.entry(t.clone()).or_insert_with(Instant::now);
+                    } else {
+                        self.not_found.remove(t);
+                    }
+                    self.known.insert(t.clone(), fetched.runners);
+                }
+                // Missing credentials or an unreadable App key: every
+                // owner would fail alike.
+                Err(e) if e.kind == ErrorKind::Setup => return Err(e),
+                Err(e) => {
+                    self.count(&mut polls, &name, &e);
+                    if e.kind == ErrorKind::RateLimited {
+                        out.rate_limited = Some(e.clone());
+                    } else if e.is_transport() {
+                        unreachable.insert(origin, e.clone());
+                    }
+                    out.failures.push(e);
+                }
+            }
         }
         if let Some(c) = self.client.as_mut() {
             c.end_poll();
         }
-        Ok(())
+        self.logged_unreadable = unreadable_now;
+        self.settle_owners(polls, now, out.answered == 0);
+        Ok(out)
     }
+
+    /// Updates each owner's status from this poll and logs the owners
+    /// that start or stop failing while others answer (when none answers,
+    /// the poll's failure is logged instead).
+    fn settle_owners(&mut self, polls: Vec<(String, OwnerPoll)>, now: f64, none_answered: bool) {
+        self.owners
+            .retain(|o| polls.iter().any(|(name, _)| *name == o.owner));
+        for (name, p) in polls {
+            let Some(o) = self.owners.iter_mut().find(|o| o.owner == name) else {
+                continue;
+            };
+            o.unreadable = p.unreadable;
+            if p.ok {
+                o.success = true;
+                o.last_success = Some(now);
+                o.error = None;
+                if self.logged.remove(&name).is_some() {
+                    tracing::info!(owner = %name, "GitHub answers about this owner again");
+                }
+            } else if let Some(e) = p.error {
+                o.success = false;
+                let again = self.logged.get(&name) == Some(&e.message);
+                if !again && !none_answered {
+                    tracing::warn!(owner = %name, error = %e.message, "GitHub API: this owner failed; the others are still reported");
+                }
+                self.logged.insert(name.clone(), e.message.clone());
+                o.error = Some(e);
+            }
+        }
+        self.logged
+            .retain(|name, _| self.owners.iter().any(|o| o.owner == *name));
+    }
+}
+
+fn owner_poll<'a>(polls: &'a mut Vec<(String, OwnerPoll)>, owner: &str) -> &'a mut OwnerPoll {
+    let i = match polls.iter().position(|(n, _)| n == owner) {
+        Some(i) => i,
+        None => {
+            polls.push((owner.to_string(), OwnerPoll::default()));
+            polls.len() - 1
+        }
+    };
+    &mut polls[i].1
 }
 
 impl Collector for GithubCollector {
@@ -555,6 +832,9 @@ impl Collector for GithubCollector {
             &github,
             settings.github_scope.to_string(),
             settings.token.as_ref().map(|t| t.to_string()),
+            // Proxy passwords and variables, which the config's own
+            // serialisation leaves out.
+            settings.network.fingerprint(),
         ))
     }
 
@@ -599,14 +879,63 @@ impl Collector for GithubCollector {
         let now = now_unix();
         self.last_requests = 0;
         let result = self.poll(now).await;
-        match result {
-            Ok(()) => {
-                self.succeeded(now);
+        // A TLS failure rebuilds the client on the next poll: the system
+        // store and [github] ca_file are read again, so a fixed CA takes
+        // effect without a restart.
+        let tls = match &result {
+            Err(e) => e.kind == ErrorKind::Tls,
+            Ok(o) => o.failures.iter().any(|e| e.kind == ErrorKind::Tls),
+        };
+        if tls {
+            self.client = None;
+        }
+        let failure = match result {
+            Err(e) => {
+                // Failed before asking any owner: counted here, once.
+                if let Some(reason) = e.kind.reason() {
+                    self.stats.errors.add(reason, 1);
+                }
+                Some(e)
+            }
+            Ok(o) if o.answered == 0 && !o.failures.is_empty() => {
+                // Every owner failed (each already counted).
+                let first = o
+                    .rate_limited
+                    .clone()
+                    .unwrap_or_else(|| o.failures[0].clone());
+                let mut e = first;
+                if o.failures.len() > 1 {
+                    let all: Vec<&str> = o
+                        .failures
+                        .iter()
+                        .take(3)
+                        .map(|e| e.message.as_str())
+                        .collect();
+                    e.message = format!(
+                        "every owner failed ({}): {}",
+                        o.failures.len(),
+                        all.join("; ")
+                    );
+                }
+                Some(e)
+            }
+            Ok(o) => {
+                self.succeeded(now, o.rate_limited.as_ref());
+                None
+            }
+        };
+        match failure {
+            None => {
+                self.error = None;
                 self.check_latest_release(now).await;
                 Ok(Outcome::Changed(self.state()))
             }
-            Err(e) => {
+            Some(e) => {
                 self.failed(&e);
+                self.error = Some(ApiFailure {
+                    reason: e.kind.reason(),
+                    message: e.message.clone(),
+                });
                 // The API statistics and the runners refreshed before the
                 // failure are published with it, so the failure shows in
                 // the metrics.
@@ -827,19 +1156,20 @@ mod tests {
         let dir = testkit::fixtures_dir().join("github");
         let one: ApiRunner =
             serde_json::from_slice(&std::fs::read(dir.join("runner.json")).unwrap()).unwrap();
-        let r = one.into_runner(Some("/opt/r".into()), 5.0);
+        let r = one.into_runner(Some("/opt/r".into()), "acme/app", 5.0);
         assert_eq!(r.name, "linux_runner");
-        assert_eq!(r.id, Some(23));
+        assert_eq!(r.id, Some(RunnerId::from(23)));
+        assert_eq!(r.owner, "acme/app");
         assert!(r.registered && r.online && r.busy && !r.ephemeral);
         assert_eq!(r.labels, ["self-hosted", "X64", "Linux"]);
         assert_eq!(r.checked_at, 5.0);
-        let list: RunnerList =
-            serde_json::from_slice(&std::fs::read(dir.join("runners-paginated.json")).unwrap())
-                .unwrap();
-        let rs: Vec<GithubRunner> = list
-            .runners
+        let page = std::fs::read(dir.join("runners-paginated.json")).unwrap();
+        let list: RunnerList<'_> = serde_json::from_slice(&page).unwrap();
+        let (runners, bad) = list.read();
+        assert!(bad.is_empty(), "{bad:?}");
+        let rs: Vec<GithubRunner> = runners
             .into_iter()
-            .map(|r| r.into_runner(None, 0.0))
+            .map(|r| r.into_runner(None, "acme", 0.0))
             .collect();
         assert_eq!(rs.len(), 2);
         assert_eq!(rs[1].name, "mac_runner");

@@ -182,7 +182,7 @@ impl QueueCollector {
             runners,
             client: None,
             credentials,
-            warnings: PermissionWarnings::default(),
+            warnings: PermissionWarnings,
             memory: BTreeMap::new(),
             targets: Vec::new(),
             picked_up: HashMap::new(),
@@ -885,7 +885,7 @@ mod tests {
             .map(|v| {
                 serde_json::from_value::<super::super::github::ApiRunner>(v)
                     .unwrap()
-                    .into_runner(None, 0.0)
+                    .into_runner(None, "acme", 0.0)
             })
             .collect();
         store.channel::<GithubState>().unwrap().succeeded(

@@ -192,6 +192,28 @@ pub fn alert_rules(h: &HealthConfig) -> Vec<Rule> {
             description: format!("Runner {runner} ({on}): GitHub answers 404 for it or its .runner file is gone; it must be re-registered."),
             runbook: "registration-deleted",
         },
+        // Chosen from what the runner's token validation tolerates: it signs
+        // its tokens valid for five minutes from its own clock, so beyond
+        // five minutes it cannot authenticate. The default (60s) fires
+        // while it still can, far above the measurement's error (about a
+        // second), and where the exporter's own GitHub App JWTs start to
+        // fail (iat is set 60 s back against drift).
+        Rule {
+            alert: "RunnerClockSkew",
+            expr: format!(
+                "abs({}) > {}",
+                c::HOST_CLOCK_OFFSET.name,
+                h.max_clock_offset.get().as_secs_f64()
+            ),
+            for_: "2m",
+            severity: "warning",
+            summary: format!("The clock of {on} is off GitHub's by {{{{ $value | humanizeDuration }}}}"),
+            description: format!(
+                "The host clock of {on} differs from GitHub's (the Date of its API answers) by {{{{ $value | humanizeDuration }}}}, more than {}. Beyond five minutes GitHub rejects the runners' tokens, and a wrong clock can make a runner log that its registration was deleted: fix the clock, do not re-register.",
+                Dur(h.max_clock_offset.get())
+            ),
+            runbook: "clock-skew",
+        },
         Rule {
             alert: "RunnerVersionDeprecated",
             expr: format!("{} == 1", c::RUNNER_VERSION_DEPRECATED.name),

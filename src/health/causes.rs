@@ -58,6 +58,16 @@ cause_table! {
         summary: "the exporter cannot read the runner's root or _diag, so its other checks are blind",
         fix: "add the exporter's user to the runner user's group (or set an ACL on the root and _diag), never on credential files; see the runbook",
     },
+    /// The host clock is off. Ranked before a deleted registration: a
+    /// wrong clock at boot makes the runner log that its registration was
+    /// deleted (actions/runner#4648), and re-registering is the wrong fix.
+    ClockSkew => {
+        id: "clock_skew",
+        title: "Clock skew",
+        runbook: "clock-skew",
+        summary: "the host clock differs from GitHub's: the runner's tokens fail beyond five minutes, and a wrong clock can make the runner log that its registration was deleted",
+        fix: "sync the clock (timedatectl set-ntp true; chronyc makestep), then sudo systemctl restart {unit}; do not re-register before the clock is right",
+    },
     /// `.runner` gone, GitHub answers 404, or the log says so.
     RegistrationDeleted => {
         id: "registration_deleted",
@@ -89,14 +99,6 @@ cause_table! {
         runbook: "disk-full",
         summary: "the work filesystem is nearly full: jobs fail, and the runner may crash",
         fix: "free space in the work folder (_work, docker images, caches) or grow the filesystem",
-    },
-    /// The host clock is off.
-    ClockSkew => {
-        id: "clock_skew",
-        title: "Clock skew",
-        runbook: "clock-skew",
-        summary: "the host clock differs from GitHub's by more than five minutes: authentication fails",
-        fix: "sync the clock (timedatectl set-ntp true), then sudo systemctl restart {unit}",
     },
     /// systemd keeps restarting the runner.
     CrashLooping => {
@@ -161,6 +163,22 @@ cause_table! {
         runbook: "version-outdated",
         summary: "the runner is older than the latest actions/runner release and does not update itself (updates are disabled, or its last self-update failed); GitHub stops sending it jobs once the version is deprecated",
         fix: "update the runner by hand to the latest release (stop {unit}, unpack the new actions-runner tarball over the root, start {unit}); for a failed self-update, read the newest _diag/SelfUpdate-*.log",
+    },
+    /// The exporter cannot reach GitHub through its proxy.
+    GithubProxy => {
+        id: "github_proxy",
+        title: "The exporter cannot reach GitHub through its proxy",
+        runbook: "github-proxy",
+        summary: "the exporter's requests to GitHub fail at the proxy (refused, no tunnel, or 407 for credentials), so GitHub's view of the runner is unknown; the runner may still reach GitHub",
+        fix: "check the proxy the exporter uses ([github] proxy, or https_proxy/HTTPS_PROXY in its unit's environment): host and port (refused), user and password in the URL (407), no_proxy; see the runbook",
+    },
+    /// The exporter does not trust GitHub's certificate.
+    GithubTls => {
+        id: "github_tls",
+        title: "The exporter does not trust GitHub's certificate",
+        runbook: "github-tls",
+        summary: "the exporter rejects the certificate GitHub (Enterprise Server, or a TLS-inspecting proxy) presents, usually from an internal CA it does not trust, so GitHub's view of the runner is unknown",
+        fix: "set [github] ca_file to the PEM bundle of the CA that signed the certificate (or add it to the system store: update-ca-certificates), then sudo systemctl reload runner-health-exporter",
     },
     /// The exporter cannot evaluate a critical check: a collector is down
     /// or silent, or there is no data.

@@ -7,7 +7,7 @@ use super::causes::Cause;
 use super::model::Status;
 use super::Ctx;
 use crate::identity::RunnerView;
-use crate::snapshot::{FsUsage, LogEvent, SocketAccess};
+use crate::snapshot::{ApiErrorReason, FsUsage, LogEvent, SocketAccess};
 use std::cmp::Ordering;
 
 /// What one check concluded about one runner.
@@ -146,6 +146,11 @@ pub const CHECKS: &[CheckDef] = &[
         id: "clock_in_sync",
         critical: false,
         run: clock_in_sync,
+    },
+    CheckDef {
+        id: "github_reachable",
+        critical: false,
+        run: github_reachable,
     },
     CheckDef {
         id: "memory_available",
@@ -328,7 +333,7 @@ fn registered(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
             return Some(Verdict::fail(
                 format!(
                     "GitHub answers 404 for runner id {}",
-                    g.id.map_or("?".into(), |i| i.to_string())
+                    g.id.as_ref().map_or("?".into(), |i| i.to_string())
                 ),
                 Cause::RegistrationDeleted,
             ));
@@ -702,22 +707,139 @@ fn docker_disk_space(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
     })
 }
 
-/// Clock in sync (a warning only: the listener check fails when it
-/// matters). Listed only when the log reports a skew.
+/// Beyond this the runner's tokens are rejected: it signs them valid from
+/// its own "now" for five minutes (actions/runner
+/// `VssOAuthJwtBearerAssertion`), and says "out of sync with the server
+/// time by more than five minutes" when GitHub refuses them.
+pub const RUNNER_TOKEN_SKEW: f64 = 300.0;
+
+/// "2m5s ahead of", "3.2s behind".
+fn offset_words(offset: f64) -> String {
+    let size = if offset.abs() < 60.0 {
+        format!("{:.1}s", offset.abs())
+    } else {
+        human_duration(offset.abs().round())
+    };
+    format!(
+        "{size} {}",
+        if offset > 0.0 { "ahead of" } else { "behind" }
+    )
+}
+
+/// Clock in sync: the host clock against GitHub's `Date`, measured by the
+/// GitHub collector on the requests it makes anyway, else what the
+/// runner's log says. Not critical: once the runner cannot authenticate
+/// the listener and GitHub checks fail; this one names why, and ranks the
+/// clock before a registration the log calls deleted. Only for runners on
+/// this host, whose clock it is.
 fn clock_in_sync(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
-    let logs = &v.root.filter(|_| ctx.fresh(RUNNER))?.logs;
-    let skewed = logs
-        .recent
-        .iter()
-        .rev()
-        .take_while(|(e, _)| *e != LogEvent::Reconnected)
-        .any(|(e, _)| *e == LogEvent::ClockSkew);
-    skewed.then(|| {
-        Verdict::warn(
-            "the runner's log reports the clock out of sync with the server by more than five minutes",
+    if v.root.is_none() && v.unit.is_none() {
+        return None;
+    }
+    let log_skew = v.root.filter(|_| ctx.fresh(RUNNER)).is_some_and(|r| {
+        r.logs
+            .recent
+            .iter()
+            .rev()
+            .take_while(|(e, _)| *e != LogEvent::Reconnected)
+            .any(|(e, _)| *e == LogEvent::ClockSkew)
+    });
+    let log_reason =
+        "the runner's log reports the clock out of sync with the server by more than five minutes";
+    // A measurement counts while the GitHub data would; a collector
+    // backing off (say after 401s from a clock that breaks App tokens)
+    // measures again only after its backoff.
+    let measured = ctx.github.and_then(|g| {
+        let backoff = std::time::Duration::from_secs_f64(g.api.backoff_seconds.max(0.0) * 2.0);
+        g.api
+            .clock
+            .filter(|c| c.at.elapsed() <= ctx.max_age(GITHUB).max(backoff))
+    });
+    let Some(c) = measured else {
+        return log_skew.then(|| Verdict::warn(log_reason, Cause::ClockSkew));
+    };
+    let limit = ctx.thresholds.max_clock_offset;
+    let off = c.offset.abs();
+    if off <= c.uncertainty && !log_skew {
+        return Some(Verdict::ok(
+            format!(
+                "the host clock agrees with GitHub's to within {:.1}s (the Date of GitHub's answers)",
+                c.uncertainty
+            ),
+            Cause::ClockSkew,
+        ));
+    }
+    let detail = format!(
+        "the host clock is {} GitHub's (offset {:+.1}s ±{:.1}s, from the Date of GitHub's answers)",
+        offset_words(c.offset),
+        c.offset,
+        c.uncertainty
+    );
+    Some(if off > RUNNER_TOKEN_SKEW {
+        Verdict::fail(
+            format!("{detail}: beyond five minutes GitHub rejects the runner's tokens"),
             Cause::ClockSkew,
         )
+    } else if off > limit.as_secs_f64() {
+        Verdict::warn(format!("{detail}, more than {limit}"), Cause::ClockSkew)
+    } else if log_skew {
+        Verdict::warn(
+            format!("{log_reason}; {detail} now: restart the runner"),
+            Cause::ClockSkew,
+        )
+    } else {
+        Verdict::ok(detail, Cause::ClockSkew)
     })
+}
+
+/// The exporter reaches GitHub for this runner (not critical: the runner
+/// may reach GitHub when the exporter cannot). A proxy or TLS failure
+/// names its cause and fix; other failures of the API are unknown here
+/// (the online check and the exporter's log say more). Listed once GitHub
+/// has been asked about the runner's owner.
+fn github_reachable(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Option<Verdict> {
+    let state = ctx.github.filter(|_| ctx.enabled(GITHUB))?;
+    let owner = v
+        .github
+        .map(|g| g.owner.clone())
+        .filter(|o| !o.is_empty())
+        .or_else(|| {
+            let url = v.root?.registration.as_ref()?.github_url.as_deref()?;
+            let (_, owner) = crate::collect::github::scope::parse_github_url(url).ok()?;
+            Some(owner.to_string())
+        });
+    let status = owner.as_deref().and_then(|o| state.owner(o));
+    let failure = match status {
+        Some(o) if o.success => {
+            return Some(Verdict::ok(
+                format!("GitHub answered the exporter about {}", o.owner),
+                Cause::GithubProxy,
+            ))
+        }
+        Some(o) => o.error.as_ref(),
+        None if owner.is_some() || v.github.is_some() => state.error.as_ref(),
+        None => None,
+    }?;
+    let cause = match failure.reason {
+        Some(ApiErrorReason::Proxy | ApiErrorReason::ProxyAuth) => Cause::GithubProxy,
+        Some(ApiErrorReason::Tls) => Cause::GithubTls,
+        _ => {
+            return Some(
+                Verdict::unknown(
+                    format!(
+                        "the exporter's requests to GitHub fail: {}",
+                        failure.message
+                    ),
+                    Cause::DataStale,
+                )
+                .hint("see github_runner_github_owner_errors_total and the exporter's log"),
+            )
+        }
+    };
+    Some(Verdict::warn(
+        format!("the exporter cannot reach GitHub: {}", failure.message),
+        cause,
+    ))
 }
 
 /// Memory available on the host.

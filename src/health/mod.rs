@@ -54,6 +54,8 @@ pub struct Source {
     pub failing_for: Option<f64>,
     /// Seconds since its last success (None: never).
     pub success_age: Option<f64>,
+    /// How often it is expected to report.
+    pub interval: std::time::Duration,
 }
 
 /// Every collector's [`Source`] in a snapshot, at wall-clock time `now`.
@@ -69,6 +71,7 @@ pub fn sources(snap: &Snapshot, now: f64) -> Vec<Source> {
             error: s.meta.error.clone(),
             failing_for: s.meta.failing_for(),
             success_age: s.meta.success_age(now),
+            interval: s.meta.interval,
         })
         .collect()
 }
@@ -153,6 +156,9 @@ pub struct Inputs<'a> {
     pub dependencies: &'a [UnitState],
     /// The latest runner release, when known.
     pub latest: Option<Latest>,
+    /// The GitHub collector's data, published on failures too (its
+    /// owners' errors, the host clock against GitHub's).
+    pub github: Option<&'a GithubState>,
     /// Wall-clock time of the evaluation, seconds since the epoch.
     pub now: f64,
 }
@@ -163,6 +169,7 @@ pub struct Ctx<'a> {
     pub host: Option<&'a HostState>,
     pub dependencies: &'a [UnitState],
     pub latest: Option<&'a Latest>,
+    pub github: Option<&'a GithubState>,
     pub now: f64,
     sources: &'a [Source],
 }
@@ -180,6 +187,13 @@ impl Ctx<'_> {
     pub fn fresh(&self, name: &str) -> bool {
         self.source(name)
             .is_some_and(|s| s.enabled && s.has_data && !s.stale)
+    }
+
+    /// How long data from a collector stays usable: `[health]
+    /// stale_intervals` of its interval.
+    pub fn max_age(&self, name: &str) -> std::time::Duration {
+        let interval = self.source(name).map(|s| s.interval).unwrap_or_default();
+        interval * self.thresholds.stale_intervals.max(1)
     }
 
     /// Why a collector's data cannot be used: what is unknown, and why (the
@@ -448,6 +462,7 @@ pub fn evaluate(runners: &[RunnerView<'_>], inputs: &Inputs<'_>, selector: &Sele
         host: inputs.host,
         dependencies: inputs.dependencies,
         latest: inputs.latest.as_ref(),
+        github: inputs.github,
         now: inputs.now,
         sources: inputs.sources,
     };
@@ -520,6 +535,7 @@ pub fn evaluate_views(
             .state::<SystemdState>()
             .map_or(&[], |s| s.dependencies.as_slice()),
         latest: latest_version(snap),
+        github: snap.state::<GithubState>(),
         now,
     };
     let mut report = evaluate(views, &inputs, selector);

@@ -78,7 +78,8 @@ fn healthy() -> Snapshot {
             runners: vec![GithubRunner {
                 name: "r1".into(),
                 root: Some("/opt/r1".into()),
-                id: Some(23),
+                id: Some(23.into()),
+                owner: "acme/app".into(),
                 registered: true,
                 online: true,
                 ..Default::default()
@@ -627,7 +628,7 @@ fn a_finished_ephemeral_runner_is_neither_healthy_nor_failing() {
         .push(GithubRunner {
             name: "r2".into(),
             root: Some("/opt/r2".into()),
-            id: Some(24),
+            id: Some(24u64.into()),
             registered: true,
             online: true,
             ..Default::default()
@@ -895,4 +896,187 @@ fn the_format_is_a_query_parameter() {
     assert_eq!(q.selector.role.as_deref(), Some("primary"));
     assert!(Query::parse(Some("format=yaml")).is_err());
     assert!(Query::parse(Some("role=primary")).unwrap().format.is_none());
+}
+
+/// The host clock `offset` seconds off GitHub's, measured just now.
+fn clock(s: &mut Snapshot, offset: f64) {
+    s.state_mut::<GithubState>().unwrap().api.clock = Some(ClockSample {
+        offset,
+        uncertainty: 0.6,
+        at: std::time::Instant::now(),
+    });
+}
+
+fn reason_of(r: &RunnerHealth, check: &str) -> String {
+    r.checks
+        .iter()
+        .find(|c| c.check == check)
+        .map(|c| c.reason.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_clock_check_names_the_skew_and_its_size() {
+    let mut s = healthy();
+    clock(&mut s, 0.3);
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "clock_in_sync"), Status::Ok);
+    assert!(
+        reason_of(&r, "clock_in_sync").contains("agrees with GitHub's to within 0.6s"),
+        "{r:#?}"
+    );
+    clock(&mut s, -12.0);
+    assert_eq!(status_of(&eval(&s), "clock_in_sync"), Status::Ok);
+    clock(&mut s, -90.0);
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "clock_in_sync"), Status::Warn);
+    assert!(
+        reason_of(&r, "clock_in_sync")
+            .starts_with("the host clock is 1m30s behind GitHub's (offset -90.0s"),
+        "{}",
+        reason_of(&r, "clock_in_sync")
+    );
+    assert!(r.healthy, "not critical");
+    assert_eq!(r.diagnosis.map(|d| d.cause), Some(Cause::ClockSkew));
+    clock(&mut s, 7200.4);
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "clock_in_sync"), Status::Fail);
+    let reason = reason_of(&r, "clock_in_sync");
+    assert!(
+        reason.contains("2h0m ahead of GitHub's (offset +7200.4s"),
+        "{reason}"
+    );
+    assert!(reason.contains("beyond five minutes"), "{reason}");
+    // A measurement older than the GitHub collector's stale window says
+    // nothing any more.
+    s.state_mut::<GithubState>().unwrap().api.clock = Some(ClockSample {
+        offset: 7200.0,
+        uncertainty: 0.5,
+        at: std::time::Instant::now() - std::time::Duration::from_secs(3600),
+    });
+    assert!(eval(&s).checks.iter().all(|c| c.check != "clock_in_sync"));
+}
+
+#[test]
+fn a_wrong_clock_ranks_before_a_registration_the_log_calls_deleted() {
+    // actions/runner#4648: with the clock wrong at boot the runner logs
+    // that its registration was deleted; re-registering is the wrong fix.
+    let mut s = healthy();
+    root(&mut s).logs.connected = Some(false);
+    root(&mut s).logs.recent = vec![(LogEvent::RegistrationDeleted, NOW - 30.0)];
+    gh(&mut s).online = false;
+    let r = eval(&s);
+    assert_eq!(status_of(&r, "registered"), Status::Fail);
+    assert_eq!(
+        r.diagnosis.as_ref().map(|d| d.cause),
+        Some(Cause::RegistrationDeleted),
+        "without a skew the log is believed"
+    );
+    clock(&mut s, -3.0 * 3600.0 + 5.0);
+    let r = eval(&s);
+    let d = r.diagnosis.unwrap();
+    assert_eq!(d.cause, Cause::ClockSkew, "{d:#?}");
+    assert!(d.summary.contains("registered"), "{}", d.summary);
+    assert!(
+        d.remediation.contains("do not re-register"),
+        "{}",
+        d.remediation
+    );
+}
+
+#[test]
+fn fleet_runners_elsewhere_get_no_clock_check() {
+    let mut s = healthy();
+    clock(&mut s, 7200.0);
+    s.state_mut::<GithubState>()
+        .unwrap()
+        .runners
+        .push(GithubRunner {
+            name: "elsewhere".into(),
+            id: Some(99.into()),
+            owner: "acme/app".into(),
+            registered: true,
+            online: true,
+            ..Default::default()
+        });
+    let report = evaluate_snapshot(&s, &Selector::default(), NOW);
+    let other = report
+        .runners
+        .iter()
+        .find(|r| r.runner == "elsewhere")
+        .unwrap();
+    assert!(other.checks.iter().all(|c| c.check != "clock_in_sync"));
+}
+
+#[test]
+fn proxy_and_tls_failures_name_their_fix_without_failing_the_gate() {
+    type Case = (Option<ApiErrorReason>, &'static str, Status, Option<Cause>);
+    let cases: [Case; 4] = [
+        (
+            Some(ApiErrorReason::Proxy),
+            "GET https://api.github.com/x: cannot connect to the proxy http://10.0.0.1:3128: Connection refused",
+            Status::Warn,
+            Some(Cause::GithubProxy),
+        ),
+        (
+            Some(ApiErrorReason::ProxyAuth),
+            "the proxy http://u:***@10.0.0.1:3128 answered 407 Proxy Authentication Required",
+            Status::Warn,
+            Some(Cause::GithubProxy),
+        ),
+        (
+            Some(ApiErrorReason::Tls),
+            "TLS: the certificate of 10.0.0.2 is from an unknown issuer",
+            Status::Warn,
+            Some(Cause::GithubTls),
+        ),
+        (
+            Some(ApiErrorReason::Auth),
+            "HTTP 401 Unauthorized: Bad credentials",
+            Status::Unknown,
+            None,
+        ),
+    ];
+    for (reason, message, status, cause) in cases {
+        let mut s = healthy();
+        let g = s.state_mut::<GithubState>().unwrap();
+        g.owners = vec![OwnerStatus {
+            owner: "acme/app".into(),
+            success: false,
+            error: Some(ApiFailure {
+                reason,
+                message: message.into(),
+            }),
+            ..Default::default()
+        }];
+        let r = eval(&s);
+        assert_eq!(status_of(&r, "github_reachable"), status, "{message}");
+        assert!(reason_of(&r, "github_reachable").contains(message));
+        assert!(r.healthy, "{message}: the runner may reach GitHub");
+        assert_eq!(r.diagnosis.as_ref().map(|d| d.cause), cause, "{message}");
+        if let Some(c) = cause {
+            let check = r
+                .checks
+                .iter()
+                .find(|c| c.check == "github_reachable")
+                .unwrap();
+            assert_eq!(check.remediation, c.fix(""), "{message}");
+            assert!(check.runbook.ends_with(&format!("/{}.md", c.runbook())));
+        }
+    }
+    // An owner that answers is OK; a poll that failed before asking
+    // anyone speaks for every runner.
+    let mut s = healthy();
+    s.state_mut::<GithubState>().unwrap().owners = vec![OwnerStatus {
+        owner: "acme/app".into(),
+        success: true,
+        ..Default::default()
+    }];
+    assert_eq!(status_of(&eval(&s), "github_reachable"), Status::Ok);
+    let mut s = healthy();
+    s.state_mut::<GithubState>().unwrap().error = Some(ApiFailure {
+        reason: Some(ApiErrorReason::Tls),
+        message: "no trusted CA certificates".into(),
+    });
+    assert_eq!(status_of(&eval(&s), "github_reachable"), Status::Warn);
 }

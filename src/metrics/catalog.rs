@@ -470,8 +470,8 @@ pub static GITHUB_LABEL_INFO: Family = gauge(
 pub static GITHUB_INFO: Family = gauge(
     Github,
     "github_runner_github_info",
-    &["runner", "id", "os", "ephemeral"],
-    "A runner as GitHub lists it (fleet scope, and self scope once found). Always 1.",
+    &["runner", "id", "os", "ephemeral", "owner"],
+    "A runner as GitHub lists it (fleet scope, and self scope once found), with the owner it is registered with (owner/repo, org or enterprises/slug). Always 1.",
 );
 pub static GITHUB_API_REQUESTS: Family = counter(
     Github,
@@ -483,7 +483,31 @@ pub static GITHUB_API_ERRORS: Family = counter(
     Github,
     "github_runner_github_api_errors_total",
     &["reason"],
-    "Failed GitHub API polls by reason: auth, forbidden, rate_limited, not_found, server_error, timeout, connect, malformed, other (another unexpected status).",
+    "Failed GitHub API polls by reason, each failing owner counted once: auth, forbidden, rate_limited, not_found, server_error, timeout, connect, proxy (proxy unreachable or refusing the tunnel), proxy_auth (407), tls (certificate not trusted), malformed, other (another unexpected status).",
+);
+pub static GITHUB_OWNER_SUCCESS: Family = gauge(
+    Github,
+    "github_runner_github_owner_success",
+    &["owner"],
+    "1 when the last poll got every answer about this owner (owner/repo, org or enterprises/slug), 0 when it failed; the other owners are polled and reported regardless.",
+);
+pub static GITHUB_OWNER_LAST_SUCCESS: Family = gauge(
+    Github,
+    "github_runner_github_owner_last_success_timestamp_seconds",
+    &["owner"],
+    "When a poll last got every answer about this owner, in seconds since the Unix epoch.",
+);
+pub static GITHUB_OWNER_ERRORS: Family = counter(
+    Github,
+    "github_runner_github_owner_errors_total",
+    &["owner", "reason"],
+    "Failed polls of one owner by reason (the reasons of github_runner_github_api_errors_total).",
+);
+pub static GITHUB_OWNER_UNREADABLE: Family = gauge(
+    Github,
+    "github_runner_github_owner_runners_unreadable",
+    &["owner"],
+    "Runner objects in the owner's last answer that could not be read (not the documented shape) and were left out; the others are reported.",
 );
 pub static GITHUB_RATE_REMAINING: Family = gauge(
     Github,
@@ -514,6 +538,12 @@ pub static GITHUB_BACKOFF: Family = gauge(
     "github_runner_github_api_backoff_seconds",
     &[],
     "Delay before the next GitHub API poll beyond the poll interval, because of errors or a low rate limit (0 when polling normally).",
+);
+pub static HOST_CLOCK_OFFSET: Family = gauge(
+    Github,
+    "github_runner_host_clock_offset_seconds",
+    &[],
+    "The host clock minus GitHub's (the Date header of the API's answers), in seconds: positive when the host is ahead. Measured on the requests the exporter makes anyway; absent until GitHub answered.",
 );
 
 // ---------------------------------------------------------------- queue and deploy workflows
@@ -788,6 +818,10 @@ pub static ALL: &[&Family] = &[
     &GITHUB_INFO,
     &GITHUB_API_REQUESTS,
     &GITHUB_API_ERRORS,
+    &GITHUB_OWNER_SUCCESS,
+    &GITHUB_OWNER_LAST_SUCCESS,
+    &GITHUB_OWNER_ERRORS,
+    &GITHUB_OWNER_UNREADABLE,
     &GITHUB_RATE_REMAINING,
     &GITHUB_RATE_LIMIT,
     &GITHUB_RATE_RESET,
@@ -807,6 +841,7 @@ pub static ALL: &[&Family] = &[
     &QUEUE_POLL_INTERVAL,
     &WORKFLOW_JOBS,
     &WORKFLOW_JOB_DURATION,
+    &HOST_CLOCK_OFFSET,
     &EXPORTER_BUILD_INFO,
     &EXPORTER_COLLECTOR_ENABLED,
     &EXPORTER_COLLECTOR_SUCCESS,

@@ -325,10 +325,9 @@ fn github(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
     }
     let mut f = e.family(&c::GITHUB_INFO);
     for (n, g) in &gh {
-        if let (true, Some(id)) = (g.registered, g.id) {
-            let id = id.to_string();
+        if let (true, Some(id)) = (g.registered, g.id.as_ref()) {
             let eph = if g.ephemeral { "true" } else { "false" };
-            f.sample(&[n, &id, &g.os, eph], 1.0);
+            f.sample(&[n, id.as_str(), &g.os, eph, &g.owner], 1.0);
         }
     }
     let Some(state) = snap.state::<GithubState>() else {
@@ -342,6 +341,26 @@ fn github(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
     let mut f = e.family(&c::GITHUB_API_ERRORS);
     for (reason, n) in api.errors.iter().filter(|(_, n)| *n > 0) {
         f.sample(&[reason.as_str()], n as f64);
+    }
+    let mut f = e.family(&c::GITHUB_OWNER_SUCCESS);
+    for o in &state.owners {
+        f.flag(&[&o.owner], o.success);
+    }
+    let mut f = e.family(&c::GITHUB_OWNER_LAST_SUCCESS);
+    for o in &state.owners {
+        if let Some(t) = o.last_success {
+            f.sample(&[&o.owner], t);
+        }
+    }
+    let mut f = e.family(&c::GITHUB_OWNER_ERRORS);
+    for o in &state.owners {
+        for (reason, n) in o.errors.iter().filter(|(_, n)| *n > 0) {
+            f.sample(&[&o.owner, reason.as_str()], n as f64);
+        }
+    }
+    let mut f = e.family(&c::GITHUB_OWNER_UNREADABLE);
+    for o in &state.owners {
+        f.sample(&[&o.owner], o.unreadable as f64);
     }
     if let Some(v) = api.rate_remaining {
         e.family(&c::GITHUB_RATE_REMAINING).sample(&[], v as f64);
@@ -357,6 +376,9 @@ fn github(e: &mut Encoder, snap: &Snapshot, runners: &[RunnerView<'_>]) {
     }
     e.family(&c::GITHUB_BACKOFF)
         .sample(&[], api.backoff_seconds);
+    if let Some(clock) = &api.clock {
+        e.family(&c::HOST_CLOCK_OFFSET).sample(&[], clock.offset);
+    }
 }
 
 /// Docker for the runners that watch it: whether it is usable (the

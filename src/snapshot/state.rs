@@ -546,6 +546,13 @@ pub struct GithubState {
     /// The latest actions/runner release, asked at most hourly (None
     /// until known, or when `[github] runner_latest_version` is set).
     pub latest_runner: Option<LatestRunner>,
+    /// Every owner asked about, in the order asked: the configured
+    /// repositories, organizations and enterprises (fleet scope), or the
+    /// owners of the local runners' registrations (self scope).
+    pub owners: Vec<OwnerStatus>,
+    /// Why the last poll failed as a whole (no owner answered, or nothing
+    /// could be asked); None after a poll in which any owner answered.
+    pub error: Option<ApiFailure>,
 }
 
 /// The latest actions/runner release as GitHub's releases API gave it.
@@ -563,13 +570,117 @@ impl SectionState for GithubState {
     }
 }
 
+impl GithubState {
+    pub fn owner(&self, owner: &str) -> Option<&OwnerStatus> {
+        self.owners.iter().find(|o| o.owner == owner)
+    }
+}
+
+/// A runner id as GitHub sent it. The schema says "integer" with no
+/// bound, so it is kept as its decimal text (canonical: no sign for
+/// positive numbers, no leading zeros, no fraction or exponent), not as a
+/// machine integer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RunnerId(String);
+
+impl RunnerId {
+    /// The canonical decimal text of a JSON number, if the number is an
+    /// integer (`23`, `-4`, `1.0`, `2.3e1`, `18446744073709551616`).
+    /// Integers of more than [`RunnerId::MAX_DIGITS`] digits are refused.
+    pub fn from_json_number(text: &str) -> Option<RunnerId> {
+        let t = text.trim();
+        let (negative, t) = match t.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        let (mantissa, exponent) = match t.find(['e', 'E']) {
+            Some(i) => (&t[..i], t[i + 1..].strip_prefix('+').unwrap_or(&t[i + 1..])),
+            None => (t, "0"),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if int.is_empty()
+            || !digits_ok(int)
+            || !digits_ok(frac)
+            || (mantissa.contains('.') && frac.is_empty())
+        {
+            return None;
+        }
+        let (exp_negative, exp_digits) = match exponent.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, exponent),
+        };
+        if exp_digits.is_empty() || !digits_ok(exp_digits) {
+            return None;
+        }
+        let all: String = format!("{int}{frac}");
+        let all = all.trim_start_matches('0');
+        if all.is_empty() {
+            return Some(RunnerId("0".into()));
+        }
+        // Value = all * 10^(exp - frac.len()), with `all` free of leading
+        // zeros; a bounded exponent keeps the text bounded.
+        let exp: i64 = exp_digits.parse::<i64>().ok().filter(|e| *e <= 10_000)?;
+        let shift = if exp_negative { -exp } else { exp } - frac.len() as i64;
+        let text = if shift >= 0 {
+            let zeros = usize::try_from(shift).ok()?;
+            if all.len() + zeros > Self::MAX_DIGITS {
+                return None;
+            }
+            format!("{all}{}", "0".repeat(zeros))
+        } else {
+            let cut = usize::try_from(-shift).ok()?;
+            if cut > all.len() {
+                return None;
+            }
+            let (head, tail) = all.split_at(all.len() - cut);
+            if !tail.bytes().all(|b| b == b'0') || head.is_empty() {
+                return None;
+            }
+            head.to_string()
+        };
+        if text.len() > Self::MAX_DIGITS {
+            return None;
+        }
+        Some(RunnerId(if negative { format!("-{text}") } else { text }))
+    }
+
+    /// Longest id kept, in digits: far beyond any id GitHub hands out,
+    /// short enough for a label value.
+    pub const MAX_DIGITS: usize = 100;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as a machine integer, when it is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+}
+
+impl From<u64> for RunnerId {
+    fn from(id: u64) -> RunnerId {
+        RunnerId(id.to_string())
+    }
+}
+
+impl std::fmt::Display for RunnerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GithubRunner {
     /// The runner's name at GitHub (agentName).
     pub name: String,
     /// Self scope: the local root it was looked up for.
     pub root: Option<PathBuf>,
-    pub id: Option<u64>,
+    pub id: Option<RunnerId>,
+    /// Who the runner is registered with: `owner/repo`, `org` or
+    /// `enterprises/slug`.
+    pub owner: String,
     /// False when the API answered 404 for the runner's id.
     pub registered: bool,
     pub online: bool,
@@ -581,11 +692,51 @@ pub struct GithubRunner {
     pub checked_at: f64,
 }
 
+/// One owner's polls: its own success and errors, so that one failing
+/// owner shows without hiding the others.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OwnerStatus {
+    /// `owner/repo`, `org` or `enterprises/slug`.
+    pub owner: String,
+    /// The last poll asked about this owner and got every answer.
+    pub success: bool,
+    pub last_success: Option<f64>,
+    /// Failed polls of this owner by reason.
+    pub errors: Counts<ApiErrorReason, { ApiErrorReason::COUNT }>,
+    /// Runner objects in the owner's last answer that could not be read
+    /// and were left out.
+    pub unreadable: u64,
+    /// While failing: the last failure.
+    pub error: Option<ApiFailure>,
+}
+
+/// A failure and its message (secrets removed), for `/health`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiFailure {
+    /// None for a failure that is not the API's (missing credentials).
+    pub reason: Option<ApiErrorReason>,
+    pub message: String,
+}
+
+/// The host's clock against GitHub's, from the `Date` header of an answer
+/// the client got anyway.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClockSample {
+    /// Host clock minus GitHub's, in seconds: positive when the host is
+    /// ahead.
+    pub offset: f64,
+    /// How far off the estimate can be: half the round trip plus half a
+    /// second (`Date` has whole seconds).
+    pub uncertainty: f64,
+    /// When it was measured, on the monotonic clock.
+    pub at: Instant,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ApiStats {
     /// Requests by status code, or "error" without a response.
     pub requests: BTreeMap<String, u64>,
-    /// Failed polls by reason.
+    /// Failed polls by reason (each failing owner counts once).
     pub errors: Counts<ApiErrorReason, { ApiErrorReason::COUNT }>,
     pub rate_remaining: Option<u64>,
     pub rate_limit: Option<u64>,
@@ -595,6 +746,8 @@ pub struct ApiStats {
     pub rate_date: Option<u64>,
     pub last_success: Option<f64>,
     pub backoff_seconds: f64,
+    /// The newest measurement of the host clock against GitHub's.
+    pub clock: Option<ClockSample>,
 }
 
 /// Why a GitHub API request or poll failed: the `reason` label of
@@ -603,7 +756,7 @@ pub struct ApiStats {
 pub enum ApiErrorReason {
     /// 401: the token is wrong, expired or revoked.
     Auth,
-    /// No connection (refused, DNS, TLS, connect timeout).
+    /// No connection to GitHub (refused, DNS, connect timeout).
     Connect,
     /// 403 that is not about rate limits (missing permission).
     Forbidden,
@@ -613,12 +766,19 @@ pub enum ApiErrorReason {
     NotFound,
     /// Another unexpected status.
     Other,
+    /// The proxy: unreachable, refusing the tunnel, or unusable settings.
+    Proxy,
+    /// The proxy wants (other) credentials: 407.
+    ProxyAuth,
     /// 403 or 429 about a rate limit.
     RateLimited,
     /// 5xx.
     ServerError,
     /// No complete answer within the request timeout.
     Timeout,
+    /// GitHub's certificate is not trusted (unknown issuer, wrong name,
+    /// expired), or the trust settings are unusable.
+    Tls,
 }
 
 impl Variants for ApiErrorReason {
@@ -630,9 +790,12 @@ impl Variants for ApiErrorReason {
         ApiErrorReason::Malformed,
         ApiErrorReason::NotFound,
         ApiErrorReason::Other,
+        ApiErrorReason::Proxy,
+        ApiErrorReason::ProxyAuth,
         ApiErrorReason::RateLimited,
         ApiErrorReason::ServerError,
         ApiErrorReason::Timeout,
+        ApiErrorReason::Tls,
     ];
 
     fn index(self) -> usize {
@@ -650,12 +813,15 @@ impl Variants for ApiErrorReason {
             ApiErrorReason::Connect => "connect",
             ApiErrorReason::Malformed => "malformed",
             ApiErrorReason::Other => "other",
+            ApiErrorReason::Proxy => "proxy",
+            ApiErrorReason::ProxyAuth => "proxy_auth",
+            ApiErrorReason::Tls => "tls",
         }
     }
 }
 
 impl ApiErrorReason {
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 12;
 }
 
 // ------------------------------------------------------------------ queue
@@ -889,6 +1055,42 @@ impl JobConclusion {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn runner_ids_are_any_integer_the_schema_allows() {
+        let id = |t: &str| RunnerId::from_json_number(t).map(|i| i.to_string());
+        for (text, want) in [
+            ("23", Some("23")),
+            ("0", Some("0")),
+            ("-0", Some("0")),
+            ("-7", Some("-7")),
+            ("18446744073709551615", Some("18446744073709551615")),
+            ("18446744073709551616", Some("18446744073709551616")),
+            (
+                "123456789012345678901234567890",
+                Some("123456789012345678901234567890"),
+            ),
+            ("23.0", Some("23")),
+            ("2.3e1", Some("23")),
+            ("2300E-2", Some("23")),
+            ("1e3", Some("1000")),
+            ("1E+2", Some("100")),
+            ("0.0e5", Some("0")),
+            ("23.5", None),
+            ("2.35e1", None),
+            ("1e-1", None),
+            ("\"23\"", None),
+            ("23.", None),
+            ("", None),
+            ("1e200", None),
+            ("1e99999999999999999999", None),
+        ] {
+            assert_eq!(id(text).as_deref(), want, "{text}");
+        }
+        let big = RunnerId::from_json_number("18446744073709551616").unwrap();
+        assert_eq!(big.as_u64(), None);
+        assert_eq!(RunnerId::from(23).as_u64(), Some(23));
+    }
 
     #[test]
     fn a_jobs_elapsed_time_ignores_wall_clock_steps_after_its_start_was_read() {

@@ -3,14 +3,20 @@
 //! 304s, rate-limit headers, pagination with `Link`, the GitHub App
 //! endpoints, and scripted failures. It records every request it receives
 //! (method, path, headers) so tests can assert what the exporter sent.
+//! It speaks plain HTTP, or HTTPS with a certificate the test makes
+//! ([`FakeGithub::start_https`]), and its clock (the `Date` header) can be
+//! set off the host's.
 //!
 //! The one fake the project allows: everything else in the tests is real.
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -80,6 +86,9 @@ struct State {
     /// Runners by owner path: `repos/acme/app`, `orgs/acme`,
     /// `enterprises/big`.
     owners: BTreeMap<String, Vec<Value>>,
+    /// List bodies served verbatim by owner path (JSON that a `Value`
+    /// cannot hold, such as integers beyond 64 bits).
+    bodies: BTreeMap<String, String>,
     /// When set, only these bearer tokens reach runner endpoints.
     tokens: Option<Vec<String>>,
     limit: u64,
@@ -100,13 +109,23 @@ struct State {
     jobs: BTreeMap<u64, Vec<Value>>,
     /// `GET /repos/actions/runner/releases/latest` (None: 404).
     latest_release: Option<Value>,
+    /// Seconds GitHub's clock is ahead of the host's (negative: behind).
+    clock_offset: i64,
 }
 
 struct Inner {
     state: Mutex<State>,
     stop: AtomicBool,
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
+    /// TCP connections accepted.
+    connections: AtomicUsize,
 }
+
+/// A connection: plain TCP or TLS over it.
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
 
 pub struct FakeGithub {
     pub addr: SocketAddr,
@@ -349,6 +368,11 @@ impl State {
         if let ["actions", "runs" | "workflows" | "jobs", ..] = rest {
             return self.actions(&owner, route, rest, query, base);
         }
+        if let (Some(body), ["actions", "runners"]) = (self.bodies.get(&owner), rest) {
+            let mut a = Answer::json(200, &Value::Null);
+            a.body = body.clone().into_bytes();
+            return a;
+        }
         let Some(runners) = self.owners.get(&owner) else {
             return Answer::message(404, "Not Found");
         };
@@ -497,7 +521,7 @@ impl State {
 
     /// The answer to one request, with failures, rate limits and ETags.
     fn answer(&mut self, req: &Request, base: &str) -> Answer {
-        let now = now_unix();
+        let now = now_unix().saturating_add_signed(self.clock_offset);
         if self.reset <= now {
             self.reset = now + 3600;
             self.remaining = self.limit;
@@ -603,7 +627,7 @@ impl State {
 }
 
 /// Reads one request from `buf` + the stream. None on EOF or stop.
-fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> Option<Request> {
+fn read_request(s: &mut dyn Conn, buf: &mut Vec<u8>, stop: &AtomicBool) -> Option<Request> {
     let mut chunk = [0u8; 4096];
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -657,12 +681,10 @@ fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> Opti
     })
 }
 
-fn serve_connection(mut s: TcpStream, inner: Arc<Inner>) {
-    let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
-    let _ = s.set_nodelay(true);
-    let base = format!("http://{}", inner.addr);
+fn serve_connection(s: &mut dyn Conn, inner: Arc<Inner>) {
+    let base = format!("{}://{}", inner.scheme, inner.addr);
     let mut buf = Vec::new();
-    while let Some(mut req) = read_request(&mut s, &mut buf, &inner.stop) {
+    while let Some(mut req) = read_request(s, &mut buf, &inner.stop) {
         let answer = {
             let mut st = lock(&inner);
             let a = st.answer(&req, &base);
@@ -698,9 +720,9 @@ fn serve_connection(mut s: TcpStream, inner: Arc<Inner>) {
                     return false;
                 }
                 std::thread::sleep(d);
-                s.write_all(&[*b]).is_ok()
+                s.write_all(&[*b]).is_ok() && s.flush().is_ok()
             }),
-            None => s.write_all(&bytes).is_ok(),
+            None => s.write_all(&bytes).is_ok() && s.flush().is_ok(),
         };
         if !sent {
             return;
@@ -725,12 +747,38 @@ impl FakeGithub {
     }
 
     pub fn start_on(addr: &str) -> std::io::Result<FakeGithub> {
+        Self::start_with(addr, None)
+    }
+
+    /// Starts an HTTPS server on `addr` with the PEM certificate chain and
+    /// key given (see [`crate::pki::Pki::server_for`]).
+    pub fn start_https(addr: &str, cert: &Path, key: &Path) -> std::io::Result<FakeGithub> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .map_err(std::io::Error::other)?
+            .collect::<Result<_, _>>()
+            .map_err(std::io::Error::other)?;
+        let key = PrivateKeyDer::from_pem_file(key).map_err(std::io::Error::other)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(std::io::Error::other)?;
+        Self::start_with(addr, Some(Arc::new(config)))
+    }
+
+    fn start_with(
+        addr: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<FakeGithub> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
                 owners: BTreeMap::new(),
+                bodies: BTreeMap::new(),
                 tokens: None,
                 limit: 5000,
                 remaining: 5000,
@@ -745,18 +793,37 @@ impl FakeGithub {
                 runs: BTreeMap::new(),
                 jobs: BTreeMap::new(),
                 latest_release: None,
+                clock_offset: 0,
             }),
             stop: AtomicBool::new(false),
             addr,
+            scheme: if tls.is_some() { "https" } else { "http" },
+            connections: AtomicUsize::new(0),
         });
         let i = Arc::clone(&inner);
         let accept = std::thread::spawn(move || {
             while !i.stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((s, _)) => {
+                        i.connections.fetch_add(1, Ordering::Relaxed);
                         let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+                        let _ = s.set_nodelay(true);
                         let i = Arc::clone(&i);
-                        std::thread::spawn(move || serve_connection(s, i));
+                        let tls = tls.clone();
+                        std::thread::spawn(move || match tls {
+                            None => {
+                                let mut s = s;
+                                serve_connection(&mut s, i)
+                            }
+                            Some(config) => {
+                                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                                    return;
+                                };
+                                let mut s = rustls::StreamOwned::new(conn, s);
+                                serve_connection(&mut s, i)
+                            }
+                        });
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(5));
@@ -776,9 +843,22 @@ impl FakeGithub {
         lock(&self.inner)
     }
 
-    /// `http://127.0.0.1:PORT`: the exporter's `[github] api_url`.
+    /// `http://127.0.0.1:PORT` (or `https://`): the exporter's `[github]
+    /// api_url`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.inner.scheme, self.addr)
+    }
+
+    /// TCP connections accepted so far (a TLS handshake the client
+    /// refused counts, a request never arrived on it).
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::Relaxed)
+    }
+
+    /// Sets GitHub's clock `secs` ahead of the host's (negative: behind):
+    /// the `Date` header and the rate-limit window follow it.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.state().clock_offset = secs;
     }
 
     /// Sets the runners of an owner path (`repos/acme/app`, `orgs/acme`,
@@ -789,7 +869,17 @@ impl FakeGithub {
 
     /// Removes an owner: its endpoints answer 404.
     pub fn remove_owner(&self, owner: &str) {
-        self.state().owners.remove(owner);
+        let mut st = self.state();
+        st.owners.remove(owner);
+        st.bodies.remove(owner);
+    }
+
+    /// Answers the runner list of an owner path with `body`, verbatim, in
+    /// one page (with an ETag like any other answer).
+    pub fn set_list_body(&self, owner: &str, body: &str) {
+        self.state()
+            .bodies
+            .insert(owner.to_string(), body.to_string());
     }
 
     /// Changes one runner in place (status, busy, labels ...).

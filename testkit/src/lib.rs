@@ -7,6 +7,7 @@ pub mod fake_github;
 pub mod fake_systemd;
 pub mod github_queue;
 pub mod http;
+pub mod net;
 pub mod pki;
 pub mod process;
 pub mod systemd_manager;
@@ -42,6 +43,74 @@ pub fn fixtures_dir() -> PathBuf {
         return PathBuf::from(p);
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// Series that appear more than once in a text exposition (the same
+/// name and the same labels, in any order): Prometheus rejects a scrape
+/// holding one. Each is returned once, as `name{k="v",...}`.
+pub fn duplicate_series(exposition: &str) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut dups = Vec::new();
+    for line in exposition.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some(key) = series_key(line) else {
+            dups.push(format!("unparsable line: {line}"));
+            continue;
+        };
+        if !seen.insert(key.clone()) && !dups.contains(&key) {
+            dups.push(key);
+        }
+    }
+    dups
+}
+
+/// `name{labels sorted}` of a sample line.
+fn series_key(line: &str) -> Option<String> {
+    let name_end = line.find(['{', ' '])?;
+    let name = &line[..name_end];
+    if !line[name_end..].starts_with('{') {
+        return Some(name.to_string());
+    }
+    let mut labels = Vec::new();
+    let mut rest = &line[name_end + 1..];
+    loop {
+        rest = rest.trim_start_matches(',');
+        if rest.starts_with('}') {
+            break;
+        }
+        let eq = rest.find('=')?;
+        let key = rest[..eq].trim();
+        let after = rest[eq + 1..].strip_prefix('"')?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '\\' => {
+                    let (_, e) = chars.next()?;
+                    value.push('\\');
+                    value.push(e);
+                }
+                '"' => break i,
+                c => value.push(c),
+            }
+        };
+        labels.push(format!("{key}=\"{value}\""));
+        rest = &after[end + 1..];
+    }
+    labels.sort();
+    Some(format!("{name}{{{}}}", labels.join(",")))
+}
+
+/// Panics when an exposition holds a series twice.
+pub fn assert_unique_series(exposition: &str) {
+    let dups = duplicate_series(exposition);
+    assert!(
+        dups.is_empty(),
+        "duplicate series in the exposition (Prometheus rejects the scrape): {dups:?}\n{exposition}"
+    );
 }
 
 /// The value of one sample in a text exposition, by exact series text
@@ -118,4 +187,20 @@ pub fn promtool_check_metrics(text: &str) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn duplicate_series_are_found_whatever_the_label_order() {
+        let ok = "# HELP a x\na{x=\"1\",y=\"2\"} 1\na{x=\"1\",y=\"3\"} 1\nb 2\nh_bucket{le=\"1\"} 0\nh_bucket{le=\"+Inf\"} 0\n";
+        assert!(super::duplicate_series(ok).is_empty());
+        let dup = "a{x=\"1\",y=\"2\"} 1\na{y=\"2\",x=\"1\"} 1\nb 1\nb 2\nc{v=\"q\\\"}\"} 1\nc{v=\"q\\\"}\"} 1\n";
+        assert_eq!(
+            super::duplicate_series(dup),
+            ["a{x=\"1\",y=\"2\"}", "b", "c{v=\"q\\\"}\"}"]
+        );
+        let brackets = "r{runner=\"linux_runner ()\"} 1\nr{runner=\"linux_runner ()\"} 1\n";
+        assert_eq!(super::duplicate_series(brackets).len(), 1);
+    }
 }

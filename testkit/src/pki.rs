@@ -1,6 +1,7 @@
 //! Test certificates made with the `openssl` command: a CA, a server
 //! certificate for 127.0.0.1/localhost, a client certificate from that CA,
-//! and a client certificate from an unrelated CA.
+//! a client certificate from an unrelated CA, and server certificates for
+//! other addresses on demand.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,5 +110,20 @@ impl Pki {
 
     pub fn path(&self, file: &str) -> String {
         self.dir.join(file).display().to_string()
+    }
+
+    /// A server certificate from the test CA (`ca.pem`) for `ip`:
+    /// `{name}.pem` and `{name}.key`.
+    pub fn server_for(&self, name: &str, ip: std::net::IpAddr) -> (PathBuf, PathBuf) {
+        leaf(
+            &self.dir,
+            name,
+            "ca",
+            &format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n"),
+        );
+        (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}.key")),
+        )
     }
 }

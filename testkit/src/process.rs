@@ -7,6 +7,21 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Proxy and trust variables of the machine running the tests: never
+/// passed on, so each test sets exactly the ones it is about.
+pub const OUTBOUND_VARS: &[&str] = &[
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
 /// A running exporter. Killed on drop.
 pub struct Exporter {
     pub child: Child,
@@ -44,16 +59,19 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
 }
 
 impl Exporter {
-    /// Starts `bin serve` on an ephemeral loopback port with `args` and
-    /// `envs`, and waits until it listens.
+    /// Starts `bin serve` on an ephemeral loopback port (unless `args`
+    /// name a `--web.listen-address`) with `args` and `envs`, and waits
+    /// until it listens.
     pub fn start(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Exporter {
         Self::try_start(bin, args, envs).expect("exporter starts and listens")
     }
 
     pub fn try_start(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<Exporter, String> {
         let mut cmd = Command::new(bin);
-        cmd.arg("--web.listen-address=127.0.0.1:0")
-            .arg("--log.format=logfmt")
+        if !args.iter().any(|a| a.starts_with("--web.listen-address")) {
+            cmd.arg("--web.listen-address=127.0.0.1:0");
+        }
+        cmd.arg("--log.format=logfmt")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -62,6 +80,9 @@ impl Exporter {
             .env_remove("NOTIFY_SOCKET")
             .env_remove("GITHUB_TOKEN")
             .env_remove("CREDENTIALS_DIRECTORY");
+        for v in OUTBOUND_VARS {
+            cmd.env_remove(v);
+        }
         if !args.iter().any(|a| a.starts_with("--config.file")) {
             // Never pick up a config installed on the test machine.
             cmd.arg("--config.file=/dev/null");
@@ -113,17 +134,22 @@ impl Exporter {
         crate::get_with(self.addr, method, path, headers).expect("request to exporter")
     }
 
-    /// The 0.0.4 text exposition.
+    /// The 0.0.4 text exposition. Every scrape a test makes through here
+    /// fails the test if it holds a series twice.
     pub fn metrics(&self) -> String {
         let r = self.get("/metrics");
         assert_eq!(r.status, 200, "GET /metrics");
-        r.body()
+        let m = r.body();
+        crate::assert_unique_series(&m);
+        m
     }
 
-    /// Waits until a scrape satisfies `f`; returns that scrape.
+    /// Waits until a scrape satisfies `f`; returns that scrape. Every
+    /// scrape is checked for duplicate series.
     pub fn wait_metrics(&self, timeout: Duration, f: impl Fn(&str) -> bool) -> Option<String> {
         crate::wait_for(timeout, || {
             let m = crate::get(self.addr, "/metrics").ok()?.body();
+            crate::assert_unique_series(&m);
             f(&m).then_some(m)
         })
     }
@@ -170,6 +196,9 @@ pub fn run(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> std::process::Out
     cmd.args(args)
         .env_remove("JOURNAL_STREAM")
         .env_remove("GITHUB_TOKEN");
+    for v in OUTBOUND_VARS {
+        cmd.env_remove(v);
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }

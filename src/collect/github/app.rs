@@ -320,7 +320,7 @@ mod tests {
             std::time::Duration::from_secs(5),
         )
         .unwrap();
-        let (mut stats, mut w) = (ApiStats::default(), PermissionWarnings::default());
+        let (mut stats, mut w) = (ApiStats::default(), PermissionWarnings);
         let owner = Owner::Org("acme".into());
         let base = fake.url();
         let now = crate::timefmt::now_unix();

@@ -106,11 +106,14 @@ pub fn readable_by_others(mode: u32) -> bool {
     mode & 0o044 != 0
 }
 
-/// Warns once per path when a secret file is readable beyond its owner.
+/// Warns when a secret file is readable beyond its owner: once per process
+/// for each path and mode, however many collectors (github, queue) read the
+/// file, and again if its mode changes to another readable one.
 #[derive(Default)]
-pub struct PermissionWarnings {
-    warned: HashSet<PathBuf>,
-}
+pub struct PermissionWarnings;
+
+/// The paths and modes already warned about, shared by every reader.
+static WARNED: std::sync::Mutex<Option<HashSet<(PathBuf, u32)>>> = std::sync::Mutex::new(None);
 
 impl PermissionWarnings {
     pub fn check(&mut self, path: &Path, what: &str) {
@@ -118,11 +121,19 @@ impl PermissionWarnings {
         let Ok(meta) = std::fs::metadata(path) else {
             return;
         };
-        let mode = meta.permissions().mode();
-        if readable_by_others(mode) && self.warned.insert(path.to_path_buf()) {
+        let mode = meta.permissions().mode() & 0o7777;
+        if !readable_by_others(mode) {
+            return;
+        }
+        let first = WARNED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert_with(HashSet::new)
+            .insert((path.to_path_buf(), mode));
+        if first {
             tracing::warn!(
                 file = %path.display(),
-                mode = %format!("{:04o}", mode & 0o7777),
+                mode = %format!("{mode:04o}"),
                 "{what} is readable by group or others; restrict it with chmod 600 (or 640 for a dedicated group)"
             );
         }
@@ -207,7 +218,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t");
         let src = TokenSource::File(p.clone());
-        let mut w = PermissionWarnings::default();
+        let mut w = PermissionWarnings;
         std::fs::write(&p, "ghp_abc\n").unwrap();
         assert_eq!(read_token(&src, &mut w).unwrap().expose(), "ghp_abc");
         std::fs::write(&p, "  \n").unwrap();

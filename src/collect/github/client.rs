@@ -1,21 +1,18 @@
-//! The HTTP client for GitHub's REST API: hyper over rustls (ring, Mozilla
-//! roots), the headers GitHub asks for, a timeout on the whole exchange,
-//! conditional requests with the last ETag of each URL, and the request
-//! and rate-limit statistics.
+//! The HTTP client for GitHub's REST API: reqwest over rustls (ring),
+//! through the proxies and with the trusted CAs of [`crate::net`], the
+//! headers GitHub asks for, a timeout on the whole exchange, conditional
+//! requests with the last ETag of each URL, the request and rate-limit
+//! statistics, and the host clock against GitHub's `Date`.
 
 use super::auth::Secret;
 use super::ratelimit::{parse_retry_after, RateLimit};
-use crate::snapshot::{ApiErrorReason, ApiStats};
-use anyhow::Context;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, IF_NONE_MATCH, USER_AGENT};
-use hyper::{Method, Request};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use crate::net::{Failure, Network};
+use crate::snapshot::{ApiErrorReason, ApiStats, ClockSample};
+use bytes::{Bytes, BytesMut};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, IF_NONE_MATCH};
+use hyper::Method;
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub const API_VERSION: &str = "2022-11-28";
 pub const MEDIA_TYPE: &str = "application/vnd.github+json";
@@ -38,8 +35,15 @@ pub enum ErrorKind {
     ServerError,
     /// No complete answer within the request timeout.
     Timeout,
-    /// No connection (refused, DNS, TLS, connect timeout).
+    /// No connection to GitHub (refused, DNS, connect timeout).
     Connect,
+    /// The proxy: unreachable, refusing the tunnel, or unusable settings.
+    Proxy,
+    /// The proxy wants (other) credentials: 407.
+    ProxyAuth,
+    /// GitHub's certificate is not trusted (unknown issuer, wrong name,
+    /// expired), or the trust settings are unusable.
+    Tls,
     /// An answer that is not the JSON expected.
     Malformed,
     /// Another unexpected status.
@@ -63,13 +67,16 @@ impl ErrorKind {
             ErrorKind::Connect => ApiErrorReason::Connect,
             ErrorKind::Malformed => ApiErrorReason::Malformed,
             ErrorKind::Other => ApiErrorReason::Other,
+            ErrorKind::Proxy => ApiErrorReason::Proxy,
+            ErrorKind::ProxyAuth => ApiErrorReason::ProxyAuth,
+            ErrorKind::Tls => ApiErrorReason::Tls,
             ErrorKind::Setup => return None,
         })
     }
 }
 
 /// A failed request or poll. The message never holds a credential.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
@@ -89,6 +96,32 @@ impl ApiError {
 
     pub fn setup(e: anyhow::Error) -> ApiError {
         ApiError::new(ErrorKind::Setup, format!("{e:#}"))
+    }
+
+    /// A failure on the way to GitHub (proxy, TLS, connection).
+    pub fn network(e: crate::net::NetError) -> ApiError {
+        let kind = match e.failure {
+            Failure::Proxy => ErrorKind::Proxy,
+            Failure::ProxyAuth => ErrorKind::ProxyAuth,
+            Failure::Tls => ErrorKind::Tls,
+            Failure::Connect => ErrorKind::Connect,
+            Failure::Timeout => ErrorKind::Timeout,
+            Failure::Other => ErrorKind::Other,
+        };
+        ApiError::new(kind, e.message)
+    }
+
+    /// True for failures of the way to a server rather than of one
+    /// request: the other owners on the same server would fail alike.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Connect
+                | ErrorKind::Timeout
+                | ErrorKind::Proxy
+                | ErrorKind::ProxyAuth
+                | ErrorKind::Tls
+        )
     }
 }
 
@@ -128,6 +161,8 @@ impl Reply {
         let about_rate_limit = detail.to_ascii_lowercase().contains("rate limit");
         let kind = match self.status {
             401 => ErrorKind::Auth,
+            // Only a proxy answers 407 (to a plain-HTTP request it relays).
+            407 => ErrorKind::ProxyAuth,
             429 => ErrorKind::RateLimited,
             403 if about_rate_limit
                 || self.retry_after.is_some()
@@ -168,6 +203,12 @@ impl Reply {
 
     /// The body as JSON of type T; a mismatch is a malformed answer.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        self.json_borrowed()
+    }
+
+    /// The body as JSON of type T, which may borrow from it (a list of
+    /// `&RawValue`, read one by one).
+    pub fn json_borrowed<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::new(
                 ErrorKind::Malformed,
@@ -183,7 +224,7 @@ impl Reply {
 }
 
 fn status_text(code: u16) -> String {
-    match hyper::StatusCode::from_u16(code)
+    match reqwest::StatusCode::from_u16(code)
         .ok()
         .and_then(|s| s.canonical_reason())
     {
@@ -198,52 +239,62 @@ struct Cached {
     link: Option<String>,
 }
 
-type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 pub struct Client {
-    http: Http,
+    http: reqwest::Client,
+    /// The proxies (to tell a proxy failure from GitHub's) and the
+    /// secrets to scrub from messages.
+    network: Network,
     request_timeout: Duration,
-    user_agent: HeaderValue,
     cache: HashMap<String, Cached>,
     used: HashSet<String>,
 }
 
-/// The error and its sources on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
+fn user_agent() -> String {
+    format!("runner-health-exporter/{}", env!("CARGO_PKG_VERSION"))
 }
 
 impl Client {
+    /// A client with the proxies of the process environment and the
+    /// system's CAs. Collectors use [`Client::with_network`] with
+    /// `settings.network`, which adds `[github] proxy`, `no_proxy` and
+    /// `ca_file`.
     pub fn new(connect_timeout: Duration, request_timeout: Duration) -> anyhow::Result<Client> {
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(connect_timeout));
-        tcp.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .context("setting up TLS")?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(4)
-            .build(https);
-        let ua = format!("runner-health-exporter/{}", env!("CARGO_PKG_VERSION"));
+        Client::with_network(
+            connect_timeout,
+            request_timeout,
+            &Network::from_process_env(),
+        )
+        .map_err(|e| anyhow::anyhow!(e.message))
+    }
+
+    /// A client going through the proxies and trusting the CAs of
+    /// `network`. Fails (kind Proxy or Tls) when they cannot be used: a
+    /// proxy variable that is not a usable URL, an unreadable CA file, no
+    /// CA at all.
+    pub fn with_network(
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        network: &Network,
+    ) -> Result<Client, ApiError> {
+        let (http, trust) = network
+            .http_client(connect_timeout, &user_agent())
+            .map_err(ApiError::network)?;
+        for e in &trust.system_errors {
+            tracing::warn!(error = %e, "part of the system certificate store cannot be read");
+        }
+        for w in &network.proxies.warnings {
+            tracing::warn!("no_proxy: {w}");
+        }
+        tracing::debug!(
+            network = %network.describe(),
+            system_cas = trust.system,
+            ca_file_cas = trust.ca_file,
+            "GitHub client ready"
+        );
         Ok(Client {
             http,
+            network: network.clone(),
             request_timeout,
-            user_agent: HeaderValue::from_str(&ua).context("user agent")?,
             cache: HashMap::new(),
             used: HashSet::new(),
         })
@@ -265,9 +316,20 @@ impl Client {
         self.cache.len()
     }
 
+    /// Removes the credential and any proxy password from a message.
+    fn scrub(&self, text: &str, auth: &Secret) -> String {
+        let mut t = self.network.scrub(text);
+        if !auth.expose().is_empty() && t.contains(auth.expose()) {
+            t = t.replace(auth.expose(), "[REDACTED]");
+        }
+        t
+    }
+
     /// Sends one request and records it in `stats`. Any HTTP status is a
     /// [`Reply`]; only a missing answer is an error. GETs send the last
-    /// ETag of the URL and a 304 answers with the cached body.
+    /// ETag of the URL and a 304 answers with the cached body. The `Date`
+    /// of every answer measures the host clock against GitHub's
+    /// (`stats.clock`).
     pub async fn send(
         &mut self,
         method: Method,
@@ -284,30 +346,46 @@ impl Client {
         } else {
             None
         };
-        let req = self.build(&method, url, auth, etag.as_deref())?;
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| ApiError::new(ErrorKind::Setup, format!("invalid URL {url:?}: {e}")))?;
+        let req = self.build(&method, parsed.clone(), auth, etag.as_deref())?;
         let what = format!("{method} {url}");
         let started = std::time::Instant::now();
+        let sent_at = SystemTime::now();
         let exchange = async {
-            let resp = self.http.request(req).await.map_err(|e| {
-                let kind = if e.is_connect() {
-                    ErrorKind::Connect
-                } else {
-                    ErrorKind::Other
-                };
-                ApiError::new(kind, format!("{what}: {}", chain(&e)))
+            let mut resp = req.send().await.map_err(|e| {
+                let mut err = ApiError::network(self.network.classify(&parsed, &e));
+                err.message = format!("{what}: {}", self.scrub(&err.message, auth));
+                err
             })?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| {
-                    ApiError::new(
-                        ErrorKind::Malformed,
-                        format!("{what}: reading the answer: {}", chain(&*e)),
-                    )
-                })?
-                .to_bytes();
-            Ok::<_, ApiError>((parts, body))
+            let received_at = SystemTime::now();
+            let status = resp.status().as_u16();
+            let headers = std::mem::take(resp.headers_mut());
+            let mut body = BytesMut::new();
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if body.len() + chunk.len() > MAX_BODY {
+                            return Err(ApiError::new(
+                                ErrorKind::Malformed,
+                                format!("{what}: the answer is larger than {MAX_BODY} bytes"),
+                            ));
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(ApiError::new(
+                            ErrorKind::Malformed,
+                            format!(
+                                "{what}: reading the answer: {}",
+                                self.scrub(&crate::net::chain(&e), auth)
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok::<_, ApiError>((status, headers, body.freeze(), received_at))
         };
         let result = match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(r) => r,
@@ -319,17 +397,15 @@ impl Client {
                 ),
             )),
         };
-        let (parts, body) = match result {
+        let (status, headers, body, received_at) = match result {
             Ok(x) => x,
             Err(e) => {
                 *stats.requests.entry("error".to_string()).or_default() += 1;
                 return Err(e);
             }
         };
-        let status = parts.status.as_u16();
         *stats.requests.entry(status.to_string()).or_default() += 1;
-        let headers = &parts.headers;
-        let rate = RateLimit::from_headers(|n| header(headers, n));
+        let rate = RateLimit::from_headers(|n| header(&headers, n));
         if rate.limit.is_some() {
             stats.rate_limit = rate.limit;
         }
@@ -341,6 +417,12 @@ impl Client {
         }
         if rate.date.is_some() {
             stats.rate_date = rate.date;
+        }
+        if let Some(sample) = rate
+            .date
+            .and_then(|date| clock_sample(sent_at, received_at, date))
+        {
+            stats.clock = Some(sample);
         }
         tracing::debug!(
             method = %method,
@@ -355,9 +437,9 @@ impl Client {
             url: url.to_string(),
             status,
             body,
-            link: header(headers, "link"),
+            link: header(&headers, "link"),
             rate,
-            retry_after: header(headers, "retry-after").and_then(|v| parse_retry_after(&v)),
+            retry_after: header(&headers, "retry-after").and_then(|v| parse_retry_after(&v)),
         };
         if conditional {
             match status {
@@ -378,7 +460,7 @@ impl Client {
                         ))
                     }
                 },
-                200..=299 => match header(headers, "etag") {
+                200..=299 => match header(&headers, "etag") {
                     Some(etag) => {
                         self.cache.insert(
                             url.to_string(),
@@ -402,13 +484,10 @@ impl Client {
     fn build(
         &self,
         method: &Method,
-        url: &str,
+        url: reqwest::Url,
         auth: &Secret,
         etag: Option<&str>,
-    ) -> Result<Request<Full<Bytes>>, ApiError> {
-        let uri: hyper::Uri = url
-            .parse()
-            .map_err(|e| ApiError::new(ErrorKind::Setup, format!("invalid URL {url:?}: {e}")))?;
+    ) -> Result<reqwest::RequestBuilder, ApiError> {
         let mut bearer = Vec::with_capacity(7 + auth.expose().len());
         bearer.extend_from_slice(b"Bearer ");
         bearer.extend_from_slice(auth.expose().as_bytes());
@@ -419,25 +498,82 @@ impl Client {
             )
         })?;
         auth_value.set_sensitive(true);
-        let mut req = Request::builder()
-            .method(method.clone())
-            .uri(uri)
+        let mut req = self
+            .http
+            .request(method.clone(), url)
             .header(ACCEPT, MEDIA_TYPE)
             .header("x-github-api-version", API_VERSION)
-            .header(USER_AGENT, self.user_agent.clone())
             .header(AUTHORIZATION, auth_value);
         if let Some(etag) = etag {
             if let Ok(v) = HeaderValue::from_str(etag) {
                 req = req.header(IF_NONE_MATCH, v);
             }
         }
-        req.body(Full::new(Bytes::new()))
-            .map_err(|e| ApiError::new(ErrorKind::Setup, format!("building {method} {url}: {e}")))
+        Ok(req)
     }
+}
+
+/// The host clock against GitHub's from one exchange: the middle of the
+/// round trip on the host clock, minus the middle of the second `Date`
+/// names (it is truncated to whole seconds). None when the host clock
+/// went backwards during the exchange.
+pub fn clock_sample(sent: SystemTime, received: SystemTime, date: u64) -> Option<ClockSample> {
+    let round_trip = received.duration_since(sent).ok()?;
+    let middle = crate::timefmt::unix_seconds(sent) + round_trip.as_secs_f64() / 2.0;
+    Some(ClockSample {
+        offset: middle - (date as f64 + 0.5),
+        uncertainty: round_trip.as_secs_f64() / 2.0 + 0.5,
+        at: std::time::Instant::now(),
+    })
 }
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn at(secs: f64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn the_clock_is_read_at_the_middle_of_the_exchange() {
+        // Sent at 1000.0, answered by 1000.4, GitHub's Date says 999:
+        // GitHub's clock read between 999.0 and 1000.0 when ours read
+        // 1000.0 to 1000.4.
+        let s = clock_sample(at(1000.0), at(1000.4), 999).unwrap();
+        assert!((s.offset - 0.7).abs() < 1e-6, "{s:?}");
+        assert!((s.uncertainty - 0.7).abs() < 1e-6, "{s:?}");
+        // Three hours ahead.
+        let s = clock_sample(at(20_000.0), at(20_000.2), 20_000 - 10_800).unwrap();
+        assert!((s.offset - 10_799.6).abs() < 1e-6, "{s:?}");
+        // The host clock stepped back during the exchange: no sample.
+        assert!(clock_sample(at(1000.0), at(999.0), 999).is_none());
+    }
+
+    #[test]
+    fn a_407_is_the_proxy_asking_for_credentials() {
+        let reply = Reply {
+            method: Method::GET,
+            url: "http://ghes/api/v3/x".into(),
+            status: 407,
+            body: Bytes::from_static(b"<html>Proxy Authentication Required</html>"),
+            link: None,
+            rate: RateLimit::default(),
+            retry_after: None,
+        };
+        let e = reply.error(&Secret::new("ghp_unit0123".into()));
+        assert_eq!(e.kind, ErrorKind::ProxyAuth);
+        assert_eq!(e.kind.reason(), Some(ApiErrorReason::ProxyAuth));
+        assert!(
+            e.message.contains("407 Proxy Authentication Required"),
+            "{e}"
+        );
+    }
 }

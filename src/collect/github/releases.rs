@@ -12,6 +12,7 @@
 
 use super::auth::Secret;
 use super::client::{ApiError, Client, ErrorKind};
+use crate::net::Network;
 use crate::snapshot::{ApiStats, LatestRunner};
 use hyper::Method;
 use std::time::Duration;
@@ -69,11 +70,11 @@ impl LatestRelease {
         base: &str,
         token: &Secret,
         stats: &mut ApiStats,
-        timeouts: (Duration, Duration),
+        (timeouts, network): ((Duration, Duration), &Network),
         now: f64,
     ) {
         self.next = Some(Instant::now() + INTERVAL);
-        match self.ask(base, token, stats, timeouts, now).await {
+        match self.ask(base, token, stats, (timeouts, network), now).await {
             Ok(r) => {
                 if self.known.as_ref().map(|k| &k.version) != Some(&r.version) {
                     tracing::info!(version = %r.version, "latest actions/runner release");
@@ -92,11 +93,12 @@ impl LatestRelease {
         base: &str,
         token: &Secret,
         stats: &mut ApiStats,
-        (connect, request): (Duration, Duration),
+        ((connect, request), network): ((Duration, Duration), &Network),
         now: f64,
     ) -> Result<LatestRunner, ApiError> {
+        // Through the same proxies and trust as the runner polls.
         if self.client.is_none() {
-            self.client = Some(Client::new(connect, request).map_err(ApiError::setup)?);
+            self.client = Some(Client::with_network(connect, request, network)?);
         }
         let Some(client) = self.client.as_mut() else {
             return Err(ApiError::new(ErrorKind::Setup, "no HTTP client"));
@@ -135,7 +137,8 @@ mod tests {
         let mut r = LatestRelease::default();
         let mut stats = ApiStats::default();
         let token = Secret::new("t".into());
-        let t = (Duration::from_secs(2), Duration::from_secs(5));
+        let network = crate::net::Network::resolve(&Default::default(), &|_| None);
+        let t = ((Duration::from_secs(2), Duration::from_secs(5)), &network);
         assert!(r.due());
         r.check(&fake.url(), &token, &mut stats, t, 7.0).await;
         assert_eq!(
