@@ -3,7 +3,7 @@
 # to take a deploy and fails over to the secondary when it is not.
 #
 # The logic of the composite action in ../action.yml, runnable on its own
-# (CI runs it against two real exporters: tests/gate_action.rs). Needs bash
+# (CI runs it against two real exporters: tests/it/gate_action.rs). Needs bash
 # and curl, nothing else.
 #
 #   GATE_PRIMARY_URL=http://runner-1:9101 GATE_SECONDARY_URL=http://runner-2:9101 action/gate.sh

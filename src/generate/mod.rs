@@ -1,7 +1,7 @@
 //! Generated artifacts: everything here is derived from the metric catalog,
 //! the CLI definition and the health thresholds, written by
 //! `runner-health-exporter generate`, committed, and checked for drift by
-//! `tests/generated.rs`.
+//! `tests/it/generated.rs`.
 
 pub mod alerts;
 pub mod dashboard;

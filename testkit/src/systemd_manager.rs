@@ -33,7 +33,7 @@
 //! # What systemd does when the manager dies, reloads or re-executes
 //!
 //! Found with this harness on systemd 252.38 and dbus 1.14.10; the tests
-//! in `tests/systemd_manager.rs` check the parts the exporter relies on.
+//! in `tests/it/systemd_manager.rs` check the parts the exporter relies on.
 //! Times are from the 2-core test machine.
 //!
 //! - **SIGKILL of the manager** ([`SystemdManager::kill_manager`]) kills

@@ -7,7 +7,7 @@
 //! a task of their own that never waits on the collector.
 //!
 //! What systemd 252 sends, as seen on a real manager
-//! (`tests/systemd_manager.rs`): a `daemon-reload` is `Reloading(true)`,
+//! (`tests/it/systemd_manager.rs`): a `daemon-reload` is `Reloading(true)`,
 //! `UnitRemoved` and `UnitNew` for every unit, then `Reloading(false)`;
 //! a `daemon-reexec` is `Reloading(true)`, `UnitRemoved` for every unit, a
 //! `NameOwnerChanged` from the old to the new process, `PropertiesChanged`

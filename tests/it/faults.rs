@@ -10,16 +10,16 @@
 //!
 //! What the per-collector suites already prove, one fault at a time, is not
 //! repeated here:
-//! - `tests/github.rs`: a hanging API
+//! - `tests/it/github.rs`: a hanging API
 //!   (`a_hanging_api_times_out_and_never_holds_up_a_scrape`), an answer
 //!   trickling byte by byte (`a_trickling_answer_times_out_as_a_whole`),
 //!   garbage (`malformed_answers_back_off`), 5xx, 401/403/429, rate limits
 //!   and the backoff after each;
-//! - `tests/systemd.rs`: the bus killed between calls and restarted
+//! - `tests/it/systemd.rs`: the bus killed between calls and restarted
 //!   (`the_bus_dies_and_comes_back`), a slow bus
 //!   (`a_slow_bus_times_out_without_slowing_metrics`), no bus at all,
 //!   missing methods and properties;
-//! - `tests/runner.rs`: a log truncated or deleted
+//! - `tests/it/runner.rs`: a log truncated or deleted
 //!   (`truncation_and_deletion_are_noticed`), replaced by a FIFO or a
 //!   symlink to /dev/zero, garbage and huge lines
 //!   (`hostile_log_content_is_skipped_bounded_and_counted`), a hung

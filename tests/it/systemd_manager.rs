@@ -8,7 +8,7 @@
 //! systemd and dbus-user-session (`scripts/install-test-deps.sh`); fails
 //! loudly without them.
 //!
-//! Timings are printed (`cargo test --test systemd_manager -- --nocapture`)
+//! Timings are printed (`cargo test --test it systemd_manager:: -- --nocapture`)
 //! and asserted only against generous deadlines.
 
 use std::path::Path;

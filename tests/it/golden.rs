@@ -2,7 +2,7 @@
 //! and `check` as JSON and text, for a fixed set of runners, compared with
 //! the files in `tests/golden/`. What a user sees must not change by
 //! accident; an intended change rewrites the files
-//! (`RHE_UPDATE_GOLDEN=1 cargo test --test golden`) and shows in the diff.
+//! (`RHE_UPDATE_GOLDEN=1 cargo test --test it golden::`) and shows in the diff.
 //!
 //! Values that depend on the machine or the moment (host figures, the
 //! exporter's own process, timestamps of the run, request counts, the
