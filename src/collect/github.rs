@@ -14,6 +14,7 @@
 pub mod app;
 pub mod auth;
 pub mod client;
+pub mod credentials;
 pub mod ratelimit;
 pub mod releases;
 pub mod scope;
@@ -27,9 +28,9 @@ use crate::snapshot::{
     Store,
 };
 use crate::timefmt::now_unix;
-use app::AppAuth;
-use auth::{PermissionWarnings, Secret, TokenSource};
+use auth::Secret;
 use client::{ApiError, Client, ErrorKind, Reply};
+use credentials::Credentials;
 use hyper::Method;
 use scope::Owner;
 use serde_json::value::RawValue;
@@ -171,11 +172,6 @@ impl ApiRunner {
     }
 }
 
-enum Credentials {
-    Token(Option<TokenSource>),
-    App(Box<AppAuth>),
-}
-
 /// What asking about one target gave.
 struct Fetched {
     runners: Vec<GithubRunner>,
@@ -212,7 +208,6 @@ pub struct GithubCollector {
     roots: Option<watch::Receiver<Data<RunnerState>>>,
     client: Option<Client>,
     credentials: Credentials,
-    warnings: PermissionWarnings,
     next_due: Instant,
     /// A backoff or a rate-limit stretch is in effect: nothing wakes the
     /// collector before `next_due`.
@@ -251,10 +246,7 @@ impl GithubCollector {
         roots: Option<watch::Receiver<Data<RunnerState>>>,
     ) -> GithubCollector {
         let config = settings.config.github.clone();
-        let credentials = match &config.app {
-            Some(app) => Credentials::App(Box::new(AppAuth::new(app))),
-            None => Credentials::Token(settings.token.clone()),
-        };
+        let credentials = Credentials::new(settings);
         let release = (config.latest_version() == LatestVersionSetting::Ask)
             .then(releases::LatestRelease::default);
         GithubCollector {
@@ -264,7 +256,6 @@ impl GithubCollector {
             roots,
             client: None,
             credentials,
-            warnings: PermissionWarnings,
             next_due: Instant::now(),
             holding: false,
             failures: 0,
@@ -421,31 +412,9 @@ impl GithubCollector {
         owner: &Owner,
         now: f64,
     ) -> Result<Secret, ApiError> {
-        match &mut self.credentials {
-            Credentials::Token(Some(src)) => {
-                auth::read_token(src, &mut self.warnings).map_err(ApiError::setup)
-            }
-            Credentials::Token(None) => Err(ApiError::new(
-                ErrorKind::Setup,
-                "no GitHub credentials: set [github] token_file or [github.app], \
-                 provide the systemd credential github-token, or set $GITHUB_TOKEN",
-            )),
-            Credentials::App(app) => {
-                let client = self
-                    .client
-                    .as_mut()
-                    .ok_or_else(|| ApiError::new(ErrorKind::Setup, "no HTTP client"))?;
-                app.token(
-                    client,
-                    base,
-                    owner,
-                    &mut self.stats,
-                    &mut self.warnings,
-                    now,
-                )
-                .await
-            }
-        }
+        self.credentials
+            .secret(self.client.as_mut(), base, owner, &mut self.stats, now)
+            .await
     }
 
     async fn send(&mut self, url: &str, token: &Secret) -> Result<Reply, ApiError> {
@@ -494,10 +463,8 @@ impl GithubCollector {
             }
             Target::List(_) => self.list(base, owner, &token, now).await,
         };
-        if let (Err(e), Credentials::App(app)) = (&result, &mut self.credentials) {
-            if e.kind == ErrorKind::Auth {
-                app.invalidate(owner);
-            }
+        if matches!(&result, Err(e) if e.kind == ErrorKind::Auth) {
+            self.credentials.refused(owner);
         }
         result
     }

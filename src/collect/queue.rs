@@ -24,9 +24,9 @@ pub mod api;
 pub mod budget;
 pub mod labels;
 
-use super::github::app::AppAuth;
-use super::github::auth::{self, PermissionWarnings, Secret, TokenSource};
+use super::github::auth::Secret;
 use super::github::client::{ApiError, Client, ErrorKind};
+use super::github::credentials::Credentials;
 use super::github::{ratelimit, scope, DEFAULT_API};
 use super::{Collector, Failure, Mode, Outcome};
 use crate::config::{GithubConfig, QueueConfig, Scope};
@@ -109,11 +109,6 @@ struct Memory {
     unreadable: Option<(String, std::time::Instant)>,
 }
 
-enum Credentials {
-    Token(Option<TokenSource>),
-    App(Box<AppAuth>),
-}
-
 pub struct QueueCollector {
     github: GithubConfig,
     queue: QueueConfig,
@@ -125,7 +120,6 @@ pub struct QueueCollector {
     runners: Option<watch::Receiver<Data<GithubState>>>,
     client: Option<Client>,
     credentials: Credentials,
-    warnings: PermissionWarnings,
     memory: BTreeMap<Repo, Memory>,
     targets: Vec<Repo>,
     /// Ids of jobs seen picked up, and when (each is observed once).
@@ -167,10 +161,7 @@ impl QueueCollector {
         runners: Option<watch::Receiver<Data<GithubState>>>,
     ) -> QueueCollector {
         let github = settings.config.github.clone();
-        let credentials = match &github.app {
-            Some(app) => Credentials::App(Box::new(AppAuth::new(app))),
-            None => Credentials::Token(settings.token.clone()),
-        };
+        let credentials = Credentials::new(settings);
         let workflows = settings.config.jobs.workflow_files();
         let mut state = QueueState::new(Vec::new(), settings.github_scope == Scope::Fleet);
         state.workflows = workflows.iter().cloned().map(WorkflowJobs::new).collect();
@@ -182,7 +173,6 @@ impl QueueCollector {
             runners,
             client: None,
             credentials,
-            warnings: PermissionWarnings,
             memory: BTreeMap::new(),
             targets: Vec::new(),
             picked_up: HashMap::new(),
@@ -264,31 +254,15 @@ impl QueueCollector {
     }
 
     async fn credential(&mut self, repo: &Repo, now: f64) -> Result<Secret, ApiError> {
-        match &mut self.credentials {
-            Credentials::Token(Some(src)) => {
-                auth::read_token(src, &mut self.warnings).map_err(ApiError::setup)
-            }
-            Credentials::Token(None) => Err(ApiError::new(
-                ErrorKind::Setup,
-                "no GitHub credentials: set [github] token_file or [github.app], \
-                 provide the systemd credential github-token, or set $GITHUB_TOKEN",
-            )),
-            Credentials::App(app) => {
-                let client = self
-                    .client
-                    .as_mut()
-                    .ok_or_else(|| ApiError::new(ErrorKind::Setup, "no HTTP client"))?;
-                app.token(
-                    client,
-                    &repo.base,
-                    &repo.owner(),
-                    &mut self.state.api,
-                    &mut self.warnings,
-                    now,
-                )
-                .await
-            }
-        }
+        self.credentials
+            .secret(
+                self.client.as_mut(),
+                &repo.base,
+                &repo.owner(),
+                &mut self.state.api,
+                now,
+            )
+            .await
     }
 
     /// Every page of a list, following `Link: rel="next"` within the
@@ -561,7 +535,7 @@ impl QueueCollector {
                 }
             }
             // A token is read once per poll; an App's is per owner.
-            let reuse = matches!(self.credentials, Credentials::Token(_));
+            let reuse = self.credentials.same_for_every_owner();
             let t = match token.clone().filter(|_| reuse) {
                 Some(t) => t,
                 None => {
@@ -583,10 +557,8 @@ impl QueueCollector {
                     m.unreadable = Some((e.message, std::time::Instant::now()));
                 }
                 Err(e) => {
-                    if let (ErrorKind::Auth, Credentials::App(app)) =
-                        (e.kind, &mut self.credentials)
-                    {
-                        app.invalidate(&repo.owner());
+                    if e.kind == ErrorKind::Auth {
+                        self.credentials.refused(&repo.owner());
                     }
                     return Err(e);
                 }

@@ -660,7 +660,7 @@ pub static EXPORTER_COLLECTOR_SUCCESS: Family = gauge(
     Exporter,
     "github_runner_exporter_collector_success",
     &["collector"],
-    "1 when the collector's last run succeeded, 0 when it failed, timed out or panicked.",
+    "1 when the collector's last run succeeded, 0 when it failed, timed out or panicked, or has not finished its first run.",
 );
 pub static EXPORTER_COLLECTOR_DURATION: Family = gauge(
     Exporter,

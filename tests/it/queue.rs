@@ -484,12 +484,18 @@ fn a_repository_the_token_cannot_read_fails_the_queue_alone() {
     );
     std::fs::write(&config, text).unwrap();
     let e = Exporter::start(BIN, &[&arg(&config)], &[]);
+    // (the github collector's first poll may end after the queue's)
     let m = wait_metrics(&e, "the queue failing on acme/secret", |m| {
         value(
             m,
             "github_runner_queue_api_errors_total{reason=\"not_found\"}",
         ) == Some(1.0)
             && value(m, &jobs("gpu,linux,self-hosted")) == Some(1.0)
+            && value(
+                m,
+                "github_runner_exporter_collector_last_success_timestamp_seconds{collector=\"github\"}",
+            )
+            .is_some_and(|t| t > 0.0)
     });
     assert_eq!(
         value(

@@ -4,7 +4,7 @@
 //! installation is configured, or found per account with
 //! `GET /repos/{o}/{r}/installation` or `GET /orgs/{org}/installation`.
 
-use super::auth::{PermissionWarnings, Secret};
+use super::auth::{warn_if_readable, Secret};
 use super::client::{ApiError, Client, ErrorKind};
 use super::scope::Owner;
 use crate::config::GithubAppConfig;
@@ -105,9 +105,9 @@ impl AppAuth {
         }
     }
 
-    fn key(&mut self, warnings: &mut PermissionWarnings) -> Result<&RsaKeyPair, ApiError> {
+    fn key(&mut self) -> Result<&RsaKeyPair, ApiError> {
         if self.key.is_none() {
-            warnings.check(&self.key_file, "the GitHub App private key");
+            warn_if_readable(&self.key_file, "the GitHub App private key");
             self.key = Some(load_key(&self.key_file).map_err(ApiError::setup)?);
         }
         self.key
@@ -115,9 +115,9 @@ impl AppAuth {
             .ok_or_else(|| ApiError::new(ErrorKind::Setup, "no GitHub App key"))
     }
 
-    fn jwt(&mut self, warnings: &mut PermissionWarnings, now: u64) -> Result<Secret, ApiError> {
+    fn jwt(&mut self, now: u64) -> Result<Secret, ApiError> {
         let app_id = self.app_id;
-        let key = self.key(warnings)?;
+        let key = self.key()?;
         jwt(app_id, key, now).map_err(ApiError::setup)
     }
 
@@ -141,7 +141,6 @@ impl AppAuth {
         base: &str,
         owner: &Owner,
         stats: &mut ApiStats,
-        warnings: &mut PermissionWarnings,
         now: f64,
     ) -> Result<Secret, ApiError> {
         let id = match self.installation_for(owner) {
@@ -153,7 +152,7 @@ impl AppAuth {
                         format!("GitHub App: set [github.app] installation_id to reach {owner} (enterprises have no installation lookup)"),
                     )
                 })?;
-                let jwt = self.jwt(warnings, now as u64)?;
+                let jwt = self.jwt(now as u64)?;
                 let url = format!("{base}{path}");
                 let reply = client.send(Method::GET, &url, &jwt, stats).await?;
                 if reply.status == 404 {
@@ -180,7 +179,7 @@ impl AppAuth {
                 return Ok(token.clone());
             }
         }
-        let jwt = self.jwt(warnings, now as u64)?;
+        let jwt = self.jwt(now as u64)?;
         let url = format!("{base}/app/installations/{id}/access_tokens");
         let reply = client.send(Method::POST, &url, &jwt, stats).await?;
         if !reply.ok() {
@@ -320,13 +319,13 @@ mod tests {
             std::time::Duration::from_secs(5),
         )
         .unwrap();
-        let (mut stats, mut w) = (ApiStats::default(), PermissionWarnings);
+        let mut stats = ApiStats::default();
         let owner = Owner::Org("acme".into());
         let base = fake.url();
         let now = crate::timefmt::now_unix();
         macro_rules! token {
             ($at:expr) => {
-                app.token(&mut client, &base, &owner, &mut stats, &mut w, $at)
+                app.token(&mut client, &base, &owner, &mut stats, $at)
                     .await
                     .unwrap()
             };
@@ -365,7 +364,6 @@ mod tests {
                 &base,
                 &Owner::Enterprise("big".into()),
                 &mut stats,
-                &mut w,
                 now,
             )
             .await

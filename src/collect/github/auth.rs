@@ -109,34 +109,28 @@ pub fn readable_by_others(mode: u32) -> bool {
 /// Warns when a secret file is readable beyond its owner: once per process
 /// for each path and mode, however many collectors (github, queue) read the
 /// file, and again if its mode changes to another readable one.
-#[derive(Default)]
-pub struct PermissionWarnings;
-
-/// The paths and modes already warned about, shared by every reader.
-static WARNED: std::sync::Mutex<Option<HashSet<(PathBuf, u32)>>> = std::sync::Mutex::new(None);
-
-impl PermissionWarnings {
-    pub fn check(&mut self, path: &Path, what: &str) {
-        use std::os::unix::fs::PermissionsExt;
-        let Ok(meta) = std::fs::metadata(path) else {
-            return;
-        };
-        let mode = meta.permissions().mode() & 0o7777;
-        if !readable_by_others(mode) {
-            return;
-        }
-        let first = WARNED
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_or_insert_with(HashSet::new)
-            .insert((path.to_path_buf(), mode));
-        if first {
-            tracing::warn!(
-                file = %path.display(),
-                mode = %format!("{mode:04o}"),
-                "{what} is readable by group or others; restrict it with chmod 600 (or 640 for a dedicated group)"
-            );
-        }
+pub fn warn_if_readable(path: &Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    /// The paths and modes already warned about.
+    static WARNED: std::sync::Mutex<Option<HashSet<(PathBuf, u32)>>> = std::sync::Mutex::new(None);
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if !readable_by_others(mode) {
+        return;
+    }
+    let first = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get_or_insert_with(HashSet::new)
+        .insert((path.to_path_buf(), mode));
+    if first {
+        tracing::warn!(
+            file = %path.display(),
+            mode = %format!("{mode:04o}"),
+            "{what} is readable by group or others; restrict it with chmod 600 (or 640 for a dedicated group)"
+        );
     }
 }
 
@@ -156,14 +150,11 @@ fn clean(raw: String, source: &TokenSource) -> anyhow::Result<Secret> {
 }
 
 /// Reads the token from its source.
-pub fn read_token(
-    source: &TokenSource,
-    warnings: &mut PermissionWarnings,
-) -> anyhow::Result<Secret> {
+pub fn read_token(source: &TokenSource) -> anyhow::Result<Secret> {
     let raw = match source {
         TokenSource::File(p) | TokenSource::Credential(p) => {
             if matches!(source, TokenSource::File(_)) {
-                warnings.check(p, "the GitHub token file");
+                warn_if_readable(p, "the GitHub token file");
             }
             std::fs::read_to_string(p).with_context(|| format!("cannot read {source}"))?
         }
@@ -218,18 +209,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t");
         let src = TokenSource::File(p.clone());
-        let mut w = PermissionWarnings;
         std::fs::write(&p, "ghp_abc\n").unwrap();
-        assert_eq!(read_token(&src, &mut w).unwrap().expose(), "ghp_abc");
+        assert_eq!(read_token(&src).unwrap().expose(), "ghp_abc");
         std::fs::write(&p, "  \n").unwrap();
-        let e = read_token(&src, &mut w).unwrap_err().to_string();
+        let e = read_token(&src).unwrap_err().to_string();
         assert!(e.contains("is empty"), "{e}");
         std::fs::write(&p, "ghp_SENTINEL with space").unwrap();
-        let e = format!("{:#}", read_token(&src, &mut w).unwrap_err());
+        let e = format!("{:#}", read_token(&src).unwrap_err());
         assert!(e.contains("cannot be sent"), "{e}");
         assert!(!e.contains("SENTINEL"), "{e}");
         let missing = TokenSource::File(dir.path().join("missing"));
-        let e = format!("{:#}", read_token(&missing, &mut w).unwrap_err());
+        let e = format!("{:#}", read_token(&missing).unwrap_err());
         assert!(e.contains("cannot read token file"), "{e}");
     }
 
