@@ -270,9 +270,15 @@ def run_env(args, n, rows, idle_rows):
                 time.sleep(args.idle_seconds)
                 cpu, window = cpu_seconds(e.proc.pid) - c0, time.monotonic() - t0
                 share = 100 * cpu / window
-                idle_rows.append((n, mode, window, cpu, share, rss_mib(e.proc.pid)))
+                # Where the resident memory is: pages mapped from files
+                # (the binary's code and data, libc) and anonymous ones
+                # (heap, stacks).
+                rss = (rss_mib(e.proc.pid), rss_kib(e.proc.pid, "RssFile") / 1024,
+                       rss_kib(e.proc.pid, "RssAnon") / 1024)
+                idle_rows.append((n, mode, window, cpu, share, rss))
                 print(f"  idle, {mode:<15} {n:>2} runners: CPU {cpu * 1000:.0f} ms in {window:.0f} s = "
-                      f"{share:.4f}% of one core, RSS {rss_mib(e.proc.pid):.1f} MiB, "
+                      f"{share:.4f}% of one core, RSS {rss[0]:.1f} MiB ({rss[1]:.1f} from files, "
+                      f"{rss[2]:.1f} anonymous), "
                       f"load average {loadavg()}", flush=True)
             finally:
                 e.stop()
@@ -315,10 +321,17 @@ def main():
     for label, n, cycles, window, cpu, rss in rows:
         print(f"| {label} | {n} | {cycles:,.0f} | {window:.0f} | {cpu * 1000:,.0f} | {cpu * 1000 / max(cycles, 1):.3f} | {rss:.1f} |")
     print()
-    print("| idle, default intervals, no scrapes | runner_files | window (s) | CPU (ms) | share of one core | RSS (MiB) |")
-    print("|---|---|---|---|---|---|")
+    print("| idle, default intervals, no scrapes | runner_files | window (s) | CPU (ms) | share of one core "
+          "| RSS (MiB) | from files / anonymous (MiB) |")
+    print("|---|---|---|---|---|---|---|")
     for n, mode, window, cpu, share, rss in idle_rows:
-        print(f"| {n} runner{'s' if n > 1 else ''} | {mode} | {window:.0f} | {cpu * 1000:.0f} | {share:.4f}% | {rss:.1f} |")
+        print(f"| {n} runner{'s' if n > 1 else ''} | {mode} | {window:.0f} | {cpu * 1000:.0f} | {share:.4f}% "
+              f"| {rss[0]:.1f} | {rss[1]:.1f} / {rss[2]:.1f} |")
+    for n, mode, _, _, _, rss in idle_rows:
+        if n == 10:
+            ok = "met" if rss[0] < 8 else "MISSED"
+            print(f"- {ok}: resident memory under 8 MiB with every collector on and 10 runners ({mode}): "
+                  f"{rss[0]:.1f} MiB")
     print(f"load average {loadavg()} at the end")
 
 

@@ -254,9 +254,12 @@ def main():
         p99 = med(a, k, "lat", "99")
         check(f"p99 at 16 connections < 2 ms ({pl})", p99 < 2, f"{p99:.3f} ms")
     worst = max(med(a, f"c{c}_{pl}", "cpu_ms_per_scrape") for c in (1, 16) for pl in placements)
-    check("CPU per scrape < 0.1 ms", worst < 0.1, f"at most {worst:.4f} ms")
+    check("CPU per scrape < 0.05 ms", worst < 0.05, f"at most {worst:.4f} ms")
     after = results[a]["rss_after"] / 1024
-    check("resident memory after load < 10 MB", after * 1.048576 < 10, f"{after:.1f} MiB = {after * 1.048576:.1f} MB")
+    # The brief's memory target is with every collector on and 10 runners
+    # (benches/collection.sh); here only the host collector runs, so this is
+    # a floor: if it misses here it misses there.
+    check("resident memory after load < 8 MiB (host collector only)", after < 8, f"{after:.1f} MiB")
     start = statistics.median(results[a]["start_ms"])
     check("start to first scrape < 100 ms", start < 100, f"{start:.1f} ms")
     check("release binary < 10 MB stripped", size < 10_000_000,
