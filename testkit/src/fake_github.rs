@@ -182,24 +182,7 @@ fn etag_of(body: &[u8]) -> String {
 }
 
 fn rfc3339(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let sod = unix % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
+    crate::github_queue::stamp(unix as i64)
 }
 
 /// An HTTP date (IMF-fixdate), as the `Date` header GitHub sends.
@@ -377,37 +360,7 @@ impl State {
             return Answer::message(404, "Not Found");
         };
         match rest {
-            ["actions", "runners"] => {
-                let per_page = query_param(query, "per_page").unwrap_or(30).clamp(1, 100);
-                let page = query_param(query, "page").unwrap_or(1).max(1);
-                let total = runners.len();
-                let last = total.div_ceil(per_page).max(1);
-                let slice: Vec<Value> = runners
-                    .iter()
-                    .skip((page - 1) * per_page)
-                    .take(per_page)
-                    .cloned()
-                    .collect();
-                let mut a = Answer::json(200, &json!({"total_count": total, "runners": slice}));
-                let link = |p: usize, rel: &str| {
-                    format!("<{base}/{owner}/actions/runners?per_page={per_page}&page={p}>; rel=\"{rel}\"")
-                };
-                let mut links = Vec::new();
-                if page > 1 {
-                    links.push(link(page - 1, "prev"));
-                }
-                if page < last {
-                    links.push(link(page + 1, "next"));
-                    links.push(link(last, "last"));
-                }
-                if page > 1 {
-                    links.push(link(1, "first"));
-                }
-                if !links.is_empty() {
-                    a.headers.push(("link".into(), links.join(", ")));
-                }
-                a
-            }
+            ["actions", "runners"] => paginate(runners.clone(), "runners", route, query, base),
             ["actions", "runners", id] => {
                 let id: u64 = id.parse().unwrap_or(0);
                 match runners.iter().find(|r| r["id"] == json!(id)) {
