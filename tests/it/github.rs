@@ -5,13 +5,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use testkit::copy_dir;
 use testkit::fake_github::{
     generated_runners, official_runner, official_runners, FakeApp, Request,
 };
 use testkit::net::Tinyproxy;
+use testkit::pki::openssl;
 use testkit::{sample_value, Exporter, Failure, FakeGithub};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-health-exporter");
@@ -96,11 +96,12 @@ impl Env {
     }
 }
 
-fn value(m: &str, series: &str) -> Option<f64> {
+pub(crate) fn value(m: &str, series: &str) -> Option<f64> {
     sample_value(m, series)
 }
 
-fn wait_value(e: &Exporter, series: &str, want: f64) -> String {
+/// Waits (up to `WAIT`) until `series` is `want`; panics with the metrics and log.
+pub(crate) fn wait_value(e: &Exporter, series: &str, want: f64) -> String {
     e.wait_metrics(WAIT, |m| value(m, series) == Some(want))
         .unwrap_or_else(|| {
             panic!(
@@ -111,7 +112,8 @@ fn wait_value(e: &Exporter, series: &str, want: f64) -> String {
         })
 }
 
-fn wait_at_least(e: &Exporter, series: &str, min: f64) -> String {
+/// Waits (up to `WAIT`) until `series` is at least `min`.
+pub(crate) fn wait_at_least(e: &Exporter, series: &str, min: f64) -> String {
     e.wait_metrics(WAIT, |m| value(m, series).is_some_and(|v| v >= min))
         .unwrap_or_else(|| {
             panic!(
@@ -769,18 +771,6 @@ fn an_unreachable_api_is_a_connect_error_with_backoff() {
     );
 }
 
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl runs (Debian package openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn b64url(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -800,25 +790,32 @@ fn github_app_flow_signs_a_jwt_that_verifies_with_the_public_key() {
     let key = env.path("app.pem");
     let public = env.path("app.pub.der");
     let k = key.to_str().unwrap();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        k,
-    ]);
-    openssl(&[
-        "rsa",
-        "-in",
-        k,
-        "-RSAPublicKey_out",
-        "-outform",
-        "DER",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
+    let dir = key.parent().expect("the key is in the test directory");
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            k,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "rsa",
+            "-in",
+            k,
+            "-RSAPublicKey_out",
+            "-outform",
+            "DER",
+            "-out",
+            public.to_str().unwrap(),
+        ],
+    );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let arg = env.config(
         &fake,

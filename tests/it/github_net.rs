@@ -9,16 +9,15 @@
 //! The GitHub API is the only fake: `testkit::FakeGithub`, answering with
 //! the official payloads, here over HTTPS.
 
+use crate::github::{value, wait_at_least, wait_value};
 use std::path::PathBuf;
-use std::time::Duration;
 use testkit::fake_github::official_runners;
 use testkit::net::{free_port, LocalAddr, Tinyproxy};
 use testkit::pki::Pki;
-use testkit::{copy_dir, sample_value, Exporter, FakeGithub};
+use testkit::{copy_dir, Exporter, FakeGithub};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runner-health-exporter");
 const TOKEN: &str = "ghp_nettest0123456789";
-const WAIT: Duration = Duration::from_secs(20);
 
 /// A non-loopback address, a CA, and the fake GitHub on that address.
 struct Site {
@@ -105,32 +104,6 @@ impl Site {
     fn authority(&self) -> String {
         self.github.addr.to_string()
     }
-}
-
-fn value(m: &str, series: &str) -> Option<f64> {
-    sample_value(m, series)
-}
-
-fn wait_value(e: &Exporter, series: &str, want: f64) -> String {
-    e.wait_metrics(WAIT, |m| value(m, series) == Some(want))
-        .unwrap_or_else(|| {
-            panic!(
-                "{series} never became {want}; metrics:\n{}\nlog:\n{}",
-                e.metrics(),
-                e.logs()
-            )
-        })
-}
-
-fn wait_at_least(e: &Exporter, series: &str, min: f64) -> String {
-    e.wait_metrics(WAIT, |m| value(m, series).is_some_and(|v| v >= min))
-        .unwrap_or_else(|| {
-            panic!(
-                "{series} never reached {min}; metrics:\n{}\nlog:\n{}",
-                e.metrics(),
-                e.logs()
-            )
-        })
 }
 
 /// The `github_reachable` check of the first runner in `/health`:
