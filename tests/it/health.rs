@@ -161,11 +161,16 @@ fn wait_health(e: &Exporter, expected: Option<&str>) -> (u16, Value) {
         let (code, body) = health(e);
         // Every collector must have spoken before a verdict counts.
         // A finished ephemeral runner has one line of its own.
-        let finished = body["runners"][0]["lifecycle"] == "finished";
-        let complete = finished
+        let lifecycle = &body["runners"][0]["lifecycle"];
+        // GitHub has answered about this runner, unless it has no
+        // registration to ask about.
+        let asked = lifecycle == "unregistered"
+            || check_status(&body, "online_at_github").is_some_and(|s| s != "unknown");
+        let complete = lifecycle == "finished"
             || ["service_active", "listener_connected"]
                 .iter()
                 .all(|c| check_status(&body, c).is_some_and(|s| s != "unknown"))
+                && asked
                 && check_status(&body, "data_fresh").as_deref() == Some("ok");
         (complete && cause(&body).as_deref() == expected).then_some((code, body))
     })
