@@ -367,9 +367,17 @@ fn diagnose(
     })
 }
 
+/// What the checks found about one runner.
+struct Assessment {
+    status: Status,
+    healthy: bool,
+    checks: Vec<Check>,
+    diagnosis: Option<Diagnosis>,
+}
+
 /// An ephemeral runner that finished: not a failure, and no runner that
 /// can take a deploy either. Its checks do not apply; one line says why.
-fn finished_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
+fn finished(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Assessment {
     let logs = v.root.map(|r| &r.logs);
     let when = logs
         .and_then(|l| l.onetime_exit_at.or(l.last_entry))
@@ -382,15 +390,9 @@ fn finished_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
     let reason = format!(
         "an ephemeral runner that ran its one job and exited{when}{exit}, deleting its registration (by design): it takes no more jobs, and is not counted as a runner that can take a deploy; its replacement registers as a new runner"
     );
-    RunnerHealth {
-        runner: v.name.clone(),
-        role: v.role().to_string(),
-        environment: v.environment().to_string(),
-        unit: v.unit.map(|u| u.name.clone()),
-        root: v.root.map(|r| r.root.display().to_string()),
+    Assessment {
         status: Status::Skipped,
         healthy: false,
-        lifecycle: Some(Lifecycle::Finished),
         checks: vec![Check {
             check: "lifecycle".to_string(),
             status: Status::Skipped,
@@ -406,12 +408,8 @@ fn finished_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
 /// The runbook page of a finished ephemeral runner.
 pub const FINISHED_RUNBOOK: &str = "ephemeral-finished";
 
-/// One runner's checks and diagnosis.
-fn runner_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
-    let lifecycle = v.lifecycle();
-    if lifecycle == Some(Lifecycle::Finished) && ctx.fresh(checks::RUNNER) {
-        return finished_health(ctx, v);
-    }
+/// Every check of a runner that can take jobs, and the diagnosis.
+fn assess(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> Assessment {
     let verdicts: Vec<(&CheckDef, Verdict)> = CHECKS
         .iter()
         .filter_map(|c| (c.run)(ctx, v).map(|verdict| (c, verdict)))
@@ -435,11 +433,26 @@ fn runner_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
         && checks
             .iter()
             .any(|c| c.critical && c.status == Status::Unknown);
-    let healthy = !failing && !blind;
     let diagnosis = if status >= Status::Warn || blind {
         diagnose(ctx, &verdicts, &unit, blind)
     } else {
         None
+    };
+    Assessment {
+        status,
+        healthy: !failing && !blind,
+        checks,
+        diagnosis,
+    }
+}
+
+/// One runner's checks and diagnosis.
+fn runner_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
+    let lifecycle = v.lifecycle();
+    let a = if lifecycle == Some(Lifecycle::Finished) && ctx.fresh(checks::RUNNER) {
+        finished(ctx, v)
+    } else {
+        assess(ctx, v)
     };
     RunnerHealth {
         runner: v.name.clone(),
@@ -447,11 +460,11 @@ fn runner_health(ctx: &Ctx<'_>, v: &RunnerView<'_>) -> RunnerHealth {
         environment: v.environment().to_string(),
         unit: v.unit.map(|u| u.name.clone()),
         root: v.root.map(|r| r.root.display().to_string()),
-        status,
-        healthy,
+        status: a.status,
+        healthy: a.healthy,
         lifecycle,
-        checks,
-        diagnosis,
+        checks: a.checks,
+        diagnosis: a.diagnosis,
     }
 }
 
