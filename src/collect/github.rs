@@ -936,40 +936,14 @@ impl Collector for GithubCollector {
 mod tests {
     use super::*;
     use crate::collect::run_once;
+    use crate::collect::test_support::{
+        github_config, publish_roots, registered_root, store_with_roots,
+    };
     use crate::config::Config;
-    use crate::snapshot::{Registration, RunnerRoot, RunnerState};
+    use crate::snapshot::RunnerRoot;
     use std::sync::Arc;
     use testkit::fake_github::{generated_runners, official_runners};
     use testkit::FakeGithub;
-
-    fn registered_root(path: &str, id: u64, url: &str, name: &str) -> RunnerRoot {
-        RunnerRoot {
-            root: path.into(),
-            registration: Some(Registration {
-                agent_id: Some(id),
-                agent_name: Some(name.into()),
-                github_url: Some(url.into()),
-                ..Default::default()
-            }),
-            accessible: true,
-            ..Default::default()
-        }
-    }
-
-    /// A store for `config`, with the runner roots given.
-    fn store_with_roots(config: Config, roots: Vec<RunnerRoot>) -> (Arc<Settings>, Arc<Store>) {
-        let settings = Settings::resolve(config);
-        let store = crate::collect::registry::store(Arc::clone(&settings));
-        publish_roots(&store, roots);
-        (settings, store)
-    }
-
-    fn publish_roots(store: &Store, roots: Vec<RunnerRoot>) {
-        store
-            .channel::<RunnerState>()
-            .expect("a runner section")
-            .succeeded(Some(RunnerState { roots }), Duration::ZERO, 0.0);
-    }
 
     fn github_state(store: &Store) -> Arc<GithubState> {
         store
@@ -984,12 +958,7 @@ mod tests {
 
     /// A config pointing at the fake, with a token file in `dir`.
     fn config(fake: &FakeGithub, dir: &std::path::Path, scope: Scope) -> Config {
-        let token = dir.join("token");
-        std::fs::write(&token, "ghp_unit_test_token").unwrap();
-        let mut c = Config::default();
-        c.github.scope = Some(scope);
-        c.github.api_url = Some(fake.url());
-        c.github.token_file = Some(token);
+        let mut c = github_config(fake, dir, scope);
         // The release check has its own test.
         c.github.runner_latest_version = Some("off".into());
         c

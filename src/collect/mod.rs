@@ -17,6 +17,8 @@ pub mod queue;
 pub mod registry;
 pub mod runner;
 pub mod systemd;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use crate::settings::Settings;
 use crate::snapshot::{Publish, SectionState, Store};

@@ -810,48 +810,28 @@ impl Collector for QueueCollector {
 mod tests {
     use super::*;
     use crate::collect::run_once;
+    use crate::collect::test_support::{github_config, registered_root, store_with_roots};
     use crate::config::Config;
-    use crate::snapshot::{Registration, RunnerRoot, WaitReason};
+    use crate::snapshot::{RunnerRoot, WaitReason};
     use serde_json::{json, Value};
     use testkit::fake_github::official_runners;
     use testkit::github_queue::{self as scenario, CI_RUN, DEPLOY_RUN, DONE_RUN, REPO};
     use testkit::FakeGithub;
 
     fn config(fake: &FakeGithub, dir: &std::path::Path) -> Config {
-        let token = dir.join("token");
-        std::fs::write(&token, "ghp_unit_test_token").unwrap();
-        let mut c = Config::default();
-        c.github.scope = Some(Scope::SelfScope);
-        c.github.api_url = Some(fake.url());
-        c.github.token_file = Some(token);
+        let mut c = github_config(fake, dir, Scope::SelfScope);
         c.jobs.workflows = vec!["deploy.yml".into()];
         c
     }
 
     fn root(id: u64, url: &str) -> RunnerRoot {
-        RunnerRoot {
-            root: format!("/opt/r{id}").into(),
-            registration: Some(Registration {
-                agent_id: Some(id),
-                agent_name: Some(format!("r{id}")),
-                github_url: Some(url.into()),
-                ..Default::default()
-            }),
-            accessible: true,
-            ..Default::default()
-        }
+        registered_root(&format!("/opt/r{id}"), id, url, &format!("r{id}"))
     }
 
     /// A store whose runner section holds `roots` and whose github section
     /// holds the official runners.
     fn store(config: Config, roots: Vec<RunnerRoot>) -> (Arc<Settings>, Arc<Store>) {
-        let settings = Settings::resolve(config);
-        let store = crate::collect::registry::store(Arc::clone(&settings));
-        store.channel::<RunnerState>().unwrap().succeeded(
-            Some(RunnerState { roots }),
-            Duration::ZERO,
-            0.0,
-        );
+        let (settings, store) = store_with_roots(config, roots);
         let runners: Vec<GithubRunner> = official_runners()
             .into_iter()
             .map(|v| {
