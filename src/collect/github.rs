@@ -505,16 +505,8 @@ impl GithubCollector {
             );
             out.unreadable
                 .extend(bad.into_iter().map(|b| format!("GET {url}: {b}")));
-            match reply.link.as_deref().and_then(scope::next_link) {
-                Some(next) if scope::origin(&next) == origin => url = next,
-                Some(next) => {
-                    return Err(ApiError::new(
-                        ErrorKind::Malformed,
-                        format!(
-                            "GET {url}: next page {next:?} is outside {origin}; not following it"
-                        ),
-                    ))
-                }
+            match reply.next_page(&origin)? {
+                Some(next) => url = next,
                 None => return Ok(out),
             }
         }

@@ -289,16 +289,8 @@ impl QueueCollector {
                 return Err(reply.error(token));
             }
             out.push(reply.json::<P>()?);
-            match reply.link.as_deref().and_then(scope::next_link) {
-                Some(next) if scope::origin(&next) == origin => url = next,
-                Some(next) => {
-                    return Err(ApiError::new(
-                        ErrorKind::Malformed,
-                        format!(
-                            "GET {url}: next page {next:?} is outside {origin}; not following it"
-                        ),
-                    ))
-                }
+            match reply.next_page(&origin)? {
+                Some(next) => url = next,
                 None => return Ok(out),
             }
         }

@@ -150,6 +150,23 @@ impl Reply {
         (200..300).contains(&self.status) || self.status == 304
     }
 
+    /// The next page of a list, from the `Link` header. Followed only
+    /// within `origin` (the configured API), so the token goes nowhere
+    /// else; a link elsewhere is an error.
+    pub fn next_page(&self, origin: &str) -> Result<Option<String>, ApiError> {
+        match self.link.as_deref().and_then(super::scope::next_link) {
+            Some(next) if super::scope::origin(&next) == origin => Ok(Some(next)),
+            Some(next) => Err(ApiError::new(
+                ErrorKind::Malformed,
+                format!(
+                    "GET {}: next page {next:?} is outside {origin}; not following it",
+                    self.url
+                ),
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// The failure this status means, with GitHub's `message` when the
     /// body has one. `secret` is scrubbed from the text in case a server
     /// ever echoed it.
@@ -573,6 +590,38 @@ mod tests {
         assert_eq!(e.kind.reason(), Some(ApiErrorReason::ProxyAuth));
         assert!(
             e.message.contains("407 Proxy Authentication Required"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pages_are_followed_only_within_the_api_origin() {
+        let reply = |link: Option<&str>| Reply {
+            method: Method::GET,
+            url: "https://ghes.example/api/v3/repos/acme/app/actions/runners".into(),
+            status: 200,
+            body: Bytes::new(),
+            link: link.map(String::from),
+            rate: RateLimit::default(),
+            retry_after: None,
+        };
+        let origin = "https://ghes.example";
+        let next = "https://ghes.example/api/v3/repos/acme/app/actions/runners?page=2";
+        assert_eq!(
+            reply(Some(&format!("<{next}>; rel=\"next\"")))
+                .next_page(origin)
+                .ok(),
+            Some(Some(next.to_string()))
+        );
+        assert_eq!(reply(None).next_page(origin).ok(), Some(None));
+        // A link elsewhere would take the token with it: refused.
+        let e = reply(Some("<https://evil.example/steal?page=2>; rel=\"next\""))
+            .next_page(origin)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Malformed);
+        assert!(
+            e.message
+                .contains("is outside https://ghes.example; not following it"),
             "{e}"
         );
     }
