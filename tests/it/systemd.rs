@@ -24,25 +24,30 @@ const OTHERS: [&str; 5] = [
     "my-actions.runner.x.service",
 ];
 
-/// Starts the exporter on `fake`'s bus with `config` (TOML).
-fn exporter(fake: &FakeSystemd, config: &str) -> (Exporter, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts the exporter with `config` (TOML) and the system bus at `bus`
+/// (the fake's or a real manager's).
+pub(crate) fn exporter_on(bus: &str, config: &str) -> (Exporter, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
     let file = dir.path().join("config.toml");
-    std::fs::write(&file, config).unwrap();
+    std::fs::write(&file, config).expect("write the config");
     let arg = format!("--config.file={}", file.display());
-    let addr = fake.address();
-    let e = Exporter::start(BIN, &[&arg], &[("DBUS_SYSTEM_BUS_ADDRESS", &addr)]);
+    let e = Exporter::start(BIN, &[&arg], &[("DBUS_SYSTEM_BUS_ADDRESS", bus)]);
     (e, dir)
 }
 
+/// Starts the exporter on `fake`'s bus with `config` (TOML).
+fn exporter(fake: &FakeSystemd, config: &str) -> (Exporter, tempfile::TempDir) {
+    exporter_on(&fake.address(), config)
+}
+
 /// A config that resyncs rarely: anything seen within the test came from
-/// a signal (or a reconnect).
-/// Resyncs rarely; a lost bus is held for only half a second before it
-/// counts as failed (the default, 5 s, rides out a re-exec of systemd).
+/// a signal (or a reconnect). A lost bus is held for only half a second
+/// before it counts as failed (the default, 5 s, rides out a re-exec of
+/// systemd).
 const NO_POLL: &str =
     "[host]\nenabled = false\n[systemd]\nresync_interval = \"1h\"\nreexec_grace = \"500ms\"\n";
 
-fn state(m: &str, runner: &str, unit: &str, state: &str) -> Option<f64> {
+pub(crate) fn state(m: &str, runner: &str, unit: &str, state: &str) -> Option<f64> {
     sample_value(
         m,
         &format!(
@@ -51,7 +56,7 @@ fn state(m: &str, runner: &str, unit: &str, state: &str) -> Option<f64> {
     )
 }
 
-fn success(m: &str) -> Option<f64> {
+pub(crate) fn success(m: &str) -> Option<f64> {
     sample_value(
         m,
         "github_runner_exporter_collector_success{collector=\"systemd\"}",

@@ -11,6 +11,7 @@
 //! Timings are printed (`cargo test --test it systemd_manager:: -- --nocapture`)
 //! and asserted only against generous deadlines.
 
+use super::systemd::{exporter_on, state, success};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use testkit::{sample_value, Exporter, RunnerOptions, RunnerUnit, SystemdManager};
@@ -53,29 +54,7 @@ fn runner(m: &SystemdManager, dir: &Path, unit: &str, opts: &RunnerOptions) -> R
 
 /// Starts the exporter on the manager's bus with `config` (TOML).
 fn exporter(m: &SystemdManager, config: &str) -> (Exporter, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let file = dir.path().join("config.toml");
-    std::fs::write(&file, config).expect("write the config");
-    let arg = format!("--config.file={}", file.display());
-    let addr = m.address();
-    let e = Exporter::start(BIN, &[&arg], &[("DBUS_SYSTEM_BUS_ADDRESS", &addr)]);
-    (e, dir)
-}
-
-fn state(m: &str, runner: &str, unit: &str, state: &str) -> Option<f64> {
-    sample_value(
-        m,
-        &format!(
-            "github_runner_service_state{{runner=\"{runner}\",unit=\"{unit}\",state=\"{state}\"}}"
-        ),
-    )
-}
-
-fn success(m: &str) -> Option<f64> {
-    sample_value(
-        m,
-        "github_runner_exporter_collector_success{collector=\"systemd\"}",
-    )
+    exporter_on(&m.address(), config)
 }
 
 fn listener(m: &str, runner: &str) -> Option<f64> {
