@@ -184,6 +184,12 @@ fn write_config(text: &str) -> tempfile::NamedTempFile {
     f
 }
 
+/// `config check` on the config in `f`.
+fn config_check(f: &tempfile::NamedTempFile) -> std::process::Output {
+    let arg = format!("--config.file={}", f.path().display());
+    testkit::process::run(BIN, &["config", "check", &arg], &[])
+}
+
 #[test]
 fn bad_config_names_key_line_and_column_and_exits_non_zero() {
     let f = write_config(
@@ -197,15 +203,7 @@ fn bad_config_names_key_line_and_column_and_exits_non_zero() {
     assert!(err.contains(":5:1:"), "line and column: {err}");
 
     let f = write_config("[host]\nsample_interval = \"fifteen seconds\"\n");
-    let out = testkit::process::run(
-        BIN,
-        &[
-            "config",
-            "check",
-            &format!("--config.file={}", f.path().display()),
-        ],
-        &[],
-    );
+    let out = config_check(&f);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("host.sample_interval"), "{stderr}");
@@ -216,15 +214,7 @@ fn bad_config_names_key_line_and_column_and_exits_non_zero() {
 #[test]
 fn config_check_prints_the_effective_config() {
     let f = write_config("[host]\nsample_interval = \"30s\"\n\n[[runner]]\nroot = \"/opt/actions-runner\"\nrole = \"primary\"\n");
-    let out = testkit::process::run(
-        BIN,
-        &[
-            "config",
-            "check",
-            &format!("--config.file={}", f.path().display()),
-        ],
-        &[],
-    );
+    let out = config_check(&f);
     assert!(
         out.status.success(),
         "{}",
