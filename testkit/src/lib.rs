@@ -129,9 +129,27 @@ pub fn sample_value(exposition: &str, series: &str) -> Option<f64> {
 }
 
 /// The status and reason of check `check` of the first runner in a
-/// `/health` JSON report.
+/// `/health` JSON report (or `check --json`'s).
 pub fn health_check(report: &serde_json::Value, check: &str) -> Option<(String, String)> {
-    report["runners"][0]["checks"]
+    check_of(&report["runners"][0], check)
+}
+
+/// The status and reason of check `check` of the runner named `runner` in a
+/// `/health` JSON report.
+pub fn runner_check(
+    report: &serde_json::Value,
+    runner: &str,
+    check: &str,
+) -> Option<(String, String)> {
+    let r = report["runners"]
+        .as_array()?
+        .iter()
+        .find(|r| r["runner"] == runner)?;
+    check_of(r, check)
+}
+
+fn check_of(runner: &serde_json::Value, check: &str) -> Option<(String, String)> {
+    runner["checks"]
         .as_array()?
         .iter()
         .find(|c| c["check"] == check)

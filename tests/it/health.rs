@@ -147,12 +147,7 @@ fn cause(report: &Value) -> Option<String> {
 }
 
 fn check_status(report: &Value, check: &str) -> Option<String> {
-    report["runners"][0]["checks"]
-        .as_array()?
-        .iter()
-        .find(|c| c["check"] == check)
-        .and_then(|c| c["status"].as_str())
-        .map(String::from)
+    testkit::health_check(report, check).map(|(status, _)| status)
 }
 
 /// Waits until `/health` names `expected` (or has no diagnosis when None).

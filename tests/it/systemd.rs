@@ -763,18 +763,8 @@ fn check_reads_units_once_in_process() {
     );
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let check = |runner: &str| -> String {
-        v["runners"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["runner"] == runner)
-            .and_then(|r| {
-                r["checks"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| c["check"] == "service_active")
-                    .map(|c| c["status"].as_str().unwrap_or("").to_string())
-            })
+        testkit::runner_check(&v, runner, "service_active")
+            .map(|(status, _)| status)
             .unwrap_or_else(|| panic!("no service_active check for {runner}: {stdout}"))
     };
     assert_eq!(check("linux-1"), "ok");

@@ -89,15 +89,7 @@ fn check(m: &SystemdManager, config: &str) -> (i32, serde_json::Value) {
 
 /// The status of check `id` of runner `runner` in a report.
 fn status_in(report: &serde_json::Value, runner: &str, id: &str) -> Option<String> {
-    report["runners"]
-        .as_array()?
-        .iter()
-        .find(|r| r["runner"] == runner)?["checks"]
-        .as_array()?
-        .iter()
-        .find(|c| c["check"] == id)
-        .and_then(|c| c["status"].as_str())
-        .map(String::from)
+    testkit::runner_check(report, runner, id).map(|(status, _)| status)
 }
 
 /// `/health?runner=NAME` as JSON: status code and report.
@@ -793,12 +785,7 @@ fn a_named_unit_that_does_not_exist_has_its_own_cause() {
         Some("unit_not_found"),
         Duration::from_secs(15),
     );
-    let reason = body["runners"][0]["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["check"] == "service_active"))
-        .and_then(|c| c["reason"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let (_, reason) = testkit::health_check(&body, "service_active").unwrap_or_default();
     assert!(
         reason.contains("does not exist") && reason.contains(".service"),
         "{reason}"
@@ -982,13 +969,8 @@ fn outage(outage: Duration) -> Duration {
     // Held for reexec_grace (1 s), then unknown: the gate closes.
     let body = wait_health(&e, "r1", 503, Some("data_stale"), Duration::from_secs(10));
     eprintln!("gate closed {:?} after the kill", killed.elapsed());
-    let service = body["runners"][0]["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["check"] == "service_active"))
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(service["status"], "unknown", "{body:#}");
-    let reason = service["reason"].as_str().unwrap_or_default();
+    let (status, reason) = testkit::health_check(&body, "service_active").unwrap_or_default();
+    assert_eq!(status, "unknown", "{body:#}");
     assert!(
         reason.contains("systemd collector") && reason.contains("failing"),
         "{reason}"
@@ -1125,12 +1107,7 @@ fn docker_service_is_followed_live_apart_from_the_runners_and_gates_a_runner_tha
         Some("docker_unavailable"),
         Duration::from_secs(5),
     );
-    let reason = body["runners"][0]["checks"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["check"] == "docker_available"))
-        .and_then(|c| c["reason"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let (_, reason) = testkit::health_check(&body, "docker_available").unwrap_or_default();
     assert!(
         reason.contains("docker.service is inactive (dead)"),
         "{reason}"
