@@ -47,8 +47,6 @@ pub const NAME: &str = "github";
 pub const DEFAULT_API: &str = "https://api.github.com";
 /// Pages followed per list at most (100 runners each).
 const MAX_PAGES: usize = 1000;
-/// How long the daemon's first self-scope poll waits for the runner roots.
-const ROOTS_WAIT: Duration = Duration::from_secs(10);
 /// A runner id that answered 404 is asked about again only after this
 /// long: ids are never reused, and a 404 has no ETag, so asking every poll
 /// would spend rate limit on a registration that is gone.
@@ -238,10 +236,6 @@ pub struct GithubCollector {
     /// The latest actions/runner release, when `[github]
     /// runner_latest_version` leaves it to GitHub.
     release: Option<releases::LatestRelease>,
-    /// Daemon, self scope: the first poll waits for the runner section's
-    /// first data, so that it asks about the local runners rather than
-    /// publishing an answer about none of them.
-    await_roots: bool,
 }
 
 impl GithubCollector {
@@ -276,7 +270,6 @@ impl GithubCollector {
             bad_urls: Default::default(),
             not_found: BTreeMap::new(),
             release,
-            await_roots: false,
         }
     }
 
@@ -804,16 +797,11 @@ impl Collector for GithubCollector {
         ))
     }
 
-    fn new(settings: &Settings, store: &Store, mode: Mode) -> Self {
+    fn new(settings: &Settings, store: &Store, _: Mode) -> Self {
         let roots = (settings.github_scope == Scope::SelfScope)
             .then(|| store.channel::<RunnerState>().map(|c| c.subscribe()))
             .flatten();
-        let mut c = GithubCollector::with_config(settings, roots);
-        // `check` runs the runner collector first, so its roots are there.
-        c.await_roots = matches!(mode, Mode::Daemon)
-            && c.roots.is_some()
-            && settings.config.runner_files.enabled;
-        c
+        GithubCollector::with_config(settings, roots)
     }
 
     fn timeout(&self) -> Duration {
@@ -847,14 +835,6 @@ impl Collector for GithubCollector {
     }
 
     async fn collect(&mut self) -> Result<Outcome<GithubState>, Failure<GithubState>> {
-        if std::mem::take(&mut self.await_roots) {
-            if let Some(roots) = self.roots.as_mut() {
-                // Bounded: a runner collector that never reports must not
-                // keep the release lookup and the API statistics away.
-                let limit = self.config.poll_interval.get().min(ROOTS_WAIT);
-                let _ = tokio::time::timeout(limit, roots.wait_for(Option::is_some)).await;
-            }
-        }
         let now = now_unix();
         self.last_requests = 0;
         let result = self.poll(now).await;
@@ -1013,53 +993,6 @@ mod tests {
             assert_eq!(releases(&fake), 0, "{setting}");
             assert_eq!(github_state(&store).latest_runner, None);
         }
-    }
-
-    #[tokio::test]
-    async fn the_daemons_first_self_scope_poll_waits_for_the_runner_roots() {
-        // At start the runner collector may not have read its roots yet. A
-        // poll then would publish fresh GitHub data about no runner, and
-        // the gate would say "not asked yet" with every collector fresh.
-        let fake = FakeGithub::start();
-        fake.set_runners("repos/acme/app", official_runners());
-        let dir = tempfile::tempdir().unwrap();
-        let settings = Settings::resolve(config(&fake, dir.path(), Scope::SelfScope));
-        let store = crate::collect::registry::store(Arc::clone(&settings));
-        let mut c = GithubCollector::new(&settings, &store, Mode::Daemon);
-        let later = Arc::clone(&store);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            publish_roots(
-                &later,
-                vec![registered_root(
-                    "/opt/a",
-                    23,
-                    "https://github.com/acme/app",
-                    "linux_runner",
-                )],
-            );
-        });
-        assert_eq!(run_once(&mut c, &store).await, None);
-        let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
-        assert_eq!(paths, ["/repos/acme/app/actions/runners/23"]);
-        let names: Vec<String> = github_state(&store)
-            .runners
-            .iter()
-            .map(|r| r.name.clone())
-            .collect();
-        assert_eq!(names, ["linux_runner"]);
-
-        // `check` has run the runner collector already: no wait.
-        let settings = Settings::resolve(config(&fake, dir.path(), Scope::SelfScope));
-        let store = crate::collect::registry::store(Arc::clone(&settings));
-        let mut c = GithubCollector::new(&settings, &store, Mode::Once);
-        let started = std::time::Instant::now();
-        assert_eq!(run_once(&mut c, &store).await, None);
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
-        );
     }
 
     #[tokio::test]

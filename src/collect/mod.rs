@@ -207,13 +207,54 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs a collector until shutdown: collect, then wait for the next trigger.
+/// What a collector's first run in the daemon waits for.
+pub struct FirstRun {
+    /// Sections it reads from collectors started before it (not feedback
+    /// edges), enabled: each must have run once, succeeded or failed.
+    pub upstream: Vec<&'static str>,
+    /// At most this long, so that a hung collector upstream holds nobody
+    /// for long.
+    pub limit: Duration,
+}
+
+/// Waits until every section in `first.upstream` has had a run, or
+/// `first.limit` has passed. A collector started with the daemon would
+/// otherwise publish fresh data built from none of its inputs (a GitHub
+/// poll about no runner, a queue of no repository) until they arrive.
+async fn upstream_ran(store: &Store, first: &FirstRun) {
+    // Every first run changes the store: subscribed before the check, no
+    // run is missed.
+    let mut version = store.subscribe();
+    let ran = || {
+        first.upstream.iter().all(|name| {
+            store
+                .section(name)
+                .is_none_or(|s| s.meta().last_attempt.is_some())
+        })
+    };
+    let _ = tokio::time::timeout(first.limit, async {
+        while !ran() {
+            if version.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+/// Runs a collector until shutdown: once what it reads upstream has run
+/// (bounded), collect, then wait for the next trigger.
 pub fn spawn<C: Collector>(
     mut c: C,
     store: Arc<Store>,
+    first: FirstRun,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        tokio::select! {
+            _ = upstream_ran(&store, &first) => {}
+            _ = shutdown.changed() => return,
+        }
         let mut failing = false;
         loop {
             let error = run_once(&mut c, &store).await;

@@ -10,7 +10,7 @@ use super::host::HostCollector;
 use super::queue::QueueCollector;
 use super::runner::RunnerCollector;
 use super::systemd::SystemdCollector;
-use super::{Collector, Mode};
+use super::{Collector, FirstRun, Mode};
 use crate::settings::Settings;
 use crate::snapshot::{AnySection, Channel, Meta, Snapshot, Store};
 use std::collections::BTreeMap;
@@ -40,13 +40,34 @@ fn section<C: Collector>() -> Box<dyn AnySection> {
     Box::new(Channel::<C::State>::new(C::NAME))
 }
 
+/// Longest a collector's first run waits for the collectors it reads.
+const FIRST_RUN_WAIT: Duration = Duration::from_secs(10);
+
 fn start<C: Collector>(
     settings: &Settings,
     store: &Arc<Store>,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let c = C::new(settings, store, Mode::Daemon);
-    super::spawn(c, Arc::clone(store), shutdown)
+    let first = FirstRun {
+        upstream: upstream(C::NAME, settings),
+        // Never later than its second run would have been.
+        limit: C::interval(settings).min(FIRST_RUN_WAIT),
+    };
+    super::spawn(c, Arc::clone(store), first, shutdown)
+}
+
+/// The enabled collectors listed before `name` whose sections it reads:
+/// what its first run waits for (a feedback edge is not waited on).
+fn upstream(name: &str, settings: &Settings) -> Vec<&'static str> {
+    let Some(index) = COLLECTORS.iter().position(|e| e.name == name) else {
+        return Vec::new();
+    };
+    COLLECTORS[..index]
+        .iter()
+        .filter(|e| COLLECTORS[index].reads.contains(&e.name) && e.enabled(settings))
+        .map(|e| e.name)
+        .collect()
 }
 
 fn once<C: Collector>(settings: &Settings, store: &Arc<Store>) -> OnceFuture {
@@ -209,6 +230,118 @@ impl CollectorSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::test_support::{github_config, publish_roots, registered_root};
+    use crate::config::Scope;
+    use testkit::fake_github::official_runners;
+    use testkit::FakeGithub;
+
+    #[test]
+    fn a_first_run_waits_for_what_it_reads_from_collectors_before_it() {
+        let mut config = crate::config::Config::default();
+        config.github.scope = Some(Scope::SelfScope);
+        config.github.token_file = Some("/nonexistent/token".into());
+        config.github.queue.repositories = Some(vec!["acme/app".into()]);
+        let settings = Settings::resolve(config.clone());
+        let got: Vec<(&str, Vec<&str>)> = COLLECTORS
+            .iter()
+            .map(|e| (e.name, upstream(e.name, &settings)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("host", vec![]),
+                // A feedback edge (runner is started after it): not waited on.
+                ("systemd", vec![]),
+                ("runner", vec!["systemd"]),
+                ("github", vec!["runner"]),
+                ("queue", vec!["runner", "github"]),
+            ]
+        );
+        // A disabled collector is not waited on.
+        config.runner_files.enabled = false;
+        let settings = Settings::resolve(config);
+        assert_eq!(upstream("github", &settings), Vec::<&str>::new());
+        assert_eq!(upstream("queue", &settings), ["github"]);
+    }
+
+    /// The daemon's GitHub collector, started as `serve` starts it, with
+    /// the runner roots read 300 ms later: it has not polled before them,
+    /// and its first data is about the local runner. Without the wait it
+    /// would publish fresh data about no runner at once, and the gate
+    /// would say "not asked yet" with every collector fresh.
+    #[tokio::test]
+    async fn the_first_github_poll_asks_about_the_roots_read_after_it_started() {
+        let fake = FakeGithub::start();
+        fake.set_runners("repos/acme/app", official_runners());
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = github_config(&fake, dir.path(), Scope::SelfScope);
+        config.github.runner_latest_version = Some("off".into());
+        let settings = Settings::resolve(config);
+        let store = store(Arc::clone(&settings));
+        let github = COLLECTORS
+            .iter()
+            .find(|e| e.name == super::super::github::NAME)
+            .unwrap();
+        let (_stop, rx) = watch::channel(false);
+        let task = (github.start)(&settings, &store, rx);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let section = store.section(super::super::github::NAME).unwrap();
+        assert_eq!(
+            section.meta().last_attempt,
+            None,
+            "polled before the runner roots were read"
+        );
+        publish_roots(
+            &store,
+            vec![registered_root(
+                "/opt/a",
+                23,
+                "https://github.com/acme/app",
+                "linux_runner",
+            )],
+        );
+        let github = store.channel::<crate::snapshot::GithubState>().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while github.data().is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+        let names: Vec<String> = github
+            .data()
+            .map(|d| d.runners.iter().map(|r| r.name.clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["linux_runner"]);
+        let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["/repos/acme/app/actions/runners/23"]);
+    }
+
+    /// An upstream collector that never runs holds the first run for the
+    /// limit only.
+    #[tokio::test]
+    async fn a_silent_upstream_holds_the_first_run_for_the_limit_only() {
+        let fake = FakeGithub::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = github_config(&fake, dir.path(), Scope::SelfScope);
+        config.github.runner_latest_version = Some("off".into());
+        let settings = Settings::resolve(config);
+        let store = store(Arc::clone(&settings));
+        let c = super::super::github::GithubCollector::new(&settings, &store, Mode::Daemon);
+        let (_stop, rx) = watch::channel(false);
+        let started = tokio::time::Instant::now();
+        let first = FirstRun {
+            upstream: vec![super::super::runner::NAME],
+            limit: Duration::from_millis(300),
+        };
+        let task = super::super::spawn(c, Arc::clone(&store), first, rx);
+        let section = store.section(super::super::github::NAME).unwrap();
+        while section.meta().last_attempt.is_none() {
+            assert!(started.elapsed() < Duration::from_secs(5), "never ran");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    }
 
     #[test]
     fn collectors_read_registered_sections_and_feedback_is_declared() {

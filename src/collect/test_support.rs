@@ -25,12 +25,14 @@ pub fn registered_root(path: &str, id: u64, url: &str, name: &str) -> RunnerRoot
     }
 }
 
-/// Publishes `roots` as the runner collector's data.
+/// Publishes `roots` as the runner collector's data, as its successful run
+/// through the supervisor would.
 pub fn publish_roots(store: &Store, roots: Vec<RunnerRoot>) {
     store
         .channel::<RunnerState>()
         .expect("a runner section")
         .succeeded(Some(RunnerState { roots }), Duration::ZERO, 0.0);
+    store.changed();
 }
 
 /// A store for `config`, with the runner roots given.
